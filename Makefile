@@ -1,0 +1,22 @@
+# The project's commands. Each prepares what it needs first (scripts/bootstrap), so each is safe to run
+# on a fresh Debian machine and safe to run twice.
+VENV := .venv/bin
+
+.PHONY: test lint bench setup
+
+setup:
+	@scripts/bootstrap base
+
+## test: every test (unit, property, integration, browser, PostgreSQL, QEMU system), after ruff.
+test:
+	@scripts/bootstrap test
+	$(VENV)/ruff check .
+	$(VENV)/python -m pytest
+
+lint: setup
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+## bench: benchmarks; they print figures and ratios against each issue's targets (not timed tests).
+bench: setup
+	$(VENV)/python -m bench
