@@ -1,0 +1,87 @@
+"""Live updates for the page: Server-Sent Events on ``/events``, long polling on ``/api/updates``.
+
+waitress serves each open stream with one of its threads, so streams are capped (``MAX_STREAMS``, default
+3): past the cap ``/events`` answers 503 with ``Retry-After`` while ``/healthz`` and the page still answer.
+A stream sends ``retry:`` at once (waitress sends headers only with the first bytes), replays what the
+browser missed since its ``Last-Event-ID``, sends a comment every ``HEARTBEAT`` seconds (waitress notices a
+closed tab only when it writes), and ends after ``STREAM_SECONDS`` so the thread comes back; EventSource
+reconnects by itself and resumes from its last id.
+
+When a browser cannot hold a stream, the page polls ``/api/updates?after=ID``, which waits up to
+``wait`` seconds (at most 25) for news.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from terminal.events import EventBus
+
+live = Blueprint("live", __name__)
+
+
+def _bus() -> EventBus:
+    return current_app.extensions["aptic.bus"]
+
+
+def _last_id(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except ValueError:
+        abort(400, description="event id must be an integer")
+
+
+@live.get("/events")
+def events() -> Response:
+    slots: threading.BoundedSemaphore = current_app.extensions["aptic.stream_slots"]
+    if not slots.acquire(blocking=False):
+        response = jsonify(error="Service Unavailable", message="too many live streams")
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return response
+    bus = _bus()
+    config = current_app.config
+    last = _last_id(request.headers.get("Last-Event-ID") or request.args.get("last_id"))
+    heartbeat, lifetime = config["HEARTBEAT"], config["STREAM_SECONDS"]
+
+    def stream() -> Iterator[str]:
+        nonlocal last
+        try:
+            yield "retry: 2000\n\n"
+            # A first visit starts from now; a reconnect replays what it missed.
+            pending = bus.after(last) if last is not None else []
+            if last is None:
+                last = bus.last_id
+            ends = time.monotonic() + lifetime
+            while time.monotonic() < ends:
+                for event in pending:
+                    yield event.sse()
+                    last = event.id
+                pending = bus.wait(last, timeout=min(heartbeat, max(0.0, ends - time.monotonic())))
+                if not pending:
+                    yield ": heartbeat\n\n"
+        finally:
+            slots.release()
+
+    return Response(
+        stream(),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@live.get("/api/updates")
+def updates() -> Response:
+    bus = _bus()
+    last = _last_id(request.args.get("after"))
+    try:
+        wait = min(25.0, max(0.0, float(request.args.get("wait", "25"))))
+    except ValueError:
+        abort(400, description="wait must be a number of seconds")
+    found = bus.wait(last, timeout=wait) if last is not None else []
+    return jsonify(last_id=found[-1].id if found else (bus.last_id if last is None else last),
+                   events=[e.as_dict() for e in found])  # fmt: skip
