@@ -1,0 +1,195 @@
+"""The HTTP API under ``/api/v1``: a Flask blueprint that maps requests onto ``central.services``.
+
+Every error is JSON ``{"error": code, "message": "...", "fields": {...}}``; no traceback ever reaches a
+client. Device calls carry ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from central import models
+from central.db import write_transaction
+from central.openapi import document
+from central.services import activation, fleet, ingest, snapshot, statements, validity
+from central.services.common import ServiceError, month_of
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+M = TypeVar("M", bound=BaseModel)
+
+
+def _ctx() -> Any:
+    return current_app.extensions["aptic_central"]
+
+
+def now() -> datetime:
+    return current_app.config["NOW"]()
+
+
+def error_response(error: ServiceError) -> Response:
+    response = jsonify(error.as_dict())
+    response.status_code = error.status
+    if "retry_after" in error.extra:
+        response.headers["Retry-After"] = str(error.extra["retry_after"])
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="aptic-central"'
+    return response
+
+
+def parse_body(model: type[M]) -> M:
+    raw = request.get_data(cache=False)
+    try:
+        return model.model_validate_json(raw or b"")
+    except ValidationError as error:
+        fields = models.field_errors(error)
+        if any(e["type"] == "json_invalid" for e in error.errors()):
+            raise ServiceError(400, "invalid_json", "Le corps de la requête n'est pas du JSON valable.") from None
+        raise ServiceError(400, "invalid_request", "Requête non valable.", fields) from None
+
+
+def device_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Authenticate the bearer token; the device row lands in ``g.device``."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token or len(token) > 200:
+            raise ServiceError(401, "unauthorized", "Jeton d'appareil manquant.")
+        with _ctx().engine.connect() as conn:
+            g.device = activation.authenticate(conn, token.strip())
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def int_arg(name: str, *, required: bool) -> int | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        if required:
+            raise ServiceError(400, "invalid_request", f"Paramètre « {name} » manquant.", {name: "required"})
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 9 or int(value) < 1:
+        raise ServiceError(400, "invalid_request", f"Paramètre « {name} » non valable.", {name: "positive integer"})
+    return int(value)
+
+
+@bp.get("/health")
+def health() -> Any:
+    return {"status": "ok"}
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return document()
+
+
+@bp.post("/activations")
+def activate() -> Any:
+    body = parse_body(models.ActivationRequest)
+    result = activation.activate(_ctx().engine, body.kit_number, body.activation_code, body.device.model_dump(), now())
+    log.info("kit %s activated as device %s", body.kit_number, result["device_id"])
+    return result, 201
+
+
+@bp.get("/passes/<path:number>/validity")
+@device_required
+def pass_validity(number: str) -> Any:
+    service = int_arg("service", required=True)
+    point = int_arg("point", required=False)
+    if len(number) > 64:
+        raise ServiceError(400, "invalid_request", "Numéro de pass trop long.", {"number": "at most 64 characters"})
+    assert service is not None
+    with _ctx().engine.connect() as conn:
+        return validity.validity(conn, _ctx().auth, g.device.organisation_id, number, service, point, now())
+
+
+@bp.post("/scans")
+@device_required
+def push_scans() -> Any:
+    body = parse_body(models.ScanBatch)
+    batch = [
+        ingest.ScanIn(
+            id=s.id.lower(),
+            pass_number=s.pass_number,
+            service=s.service,
+            point=s.point,
+            scanned_at=s.scanned_at,
+            clock_synced=s.clock_synced,
+            seq=s.seq,
+            entry_id=s.entry_id,
+            boot_id=s.boot_id,
+        )
+        for s in body.scans
+    ]
+    results = ingest.ingest(_ctx().engine, _ctx().auth, g.device.id, g.device.organisation_id, batch, now())
+    return {"results": results}
+
+
+@bp.get("/snapshot")
+@device_required
+def get_snapshot() -> Any:
+    since = request.args.get("since")
+    with _ctx().engine.connect() as conn:
+        return snapshot.snapshot(conn, g.device.organisation_id, since, now())
+
+
+@bp.get("/statements")
+@device_required
+def get_statement() -> Any:
+    month = request.args.get("month") or month_of(now())
+    with _ctx().engine.connect() as conn:
+        return statements.statement(conn, g.device.organisation_id, month)
+
+
+@bp.post("/heartbeat")
+@device_required
+def post_heartbeat() -> Any:
+    body = parse_body(models.Heartbeat)
+    with write_transaction(_ctx().engine) as conn:
+        return fleet.heartbeat(conn, g.device.id, body.model_dump(mode="json"), now())
+
+
+@bp.get("/desired-state")
+@device_required
+def get_desired_state() -> Any:
+    with _ctx().engine.connect() as conn:
+        return fleet.desired_state(conn, g.device.id, now())
+
+
+def register_errors(app: Any) -> None:
+    """JSON for every error, including Flask's own (404, 405, 413) and unexpected exceptions."""
+
+    @app.errorhandler(ServiceError)
+    def on_service_error(error: ServiceError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def on_http_error(error: HTTPException) -> Response:
+        messages = {
+            404: "Ressource inconnue.",
+            405: "Méthode non permise.",
+            413: "Requête trop volumineuse.",
+        }
+        code = error.code or 500
+        response = error_response(
+            ServiceError(code, (error.name or "error").lower().replace(" ", "_"), messages.get(code, "Erreur."))
+        )
+        allowed = getattr(error, "valid_methods", None)
+        if code == 405 and allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    @app.errorhandler(Exception)
+    def on_unexpected(error: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(ServiceError(500, "internal_error", "Erreur interne du serveur central."))

@@ -1,0 +1,262 @@
+"""``aptic-central``: run and administer a central (see DESIGN.md, "CLI").
+
+Every command takes ``--db URL`` (default ``sqlite:///<data dir>/central.db``) and ``--data-dir`` (default
+``$APTIC_CENTRAL_DATA`` or ``~/.local/share/aptic-central``; it holds the secret key). Commands bring the
+schema up to date first, so a fresh machine needs nothing but ``aptic-central init-db`` or ``serve``.
+With ``--json`` a command prints exactly one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine
+
+from aptic import referentiel
+from central import config
+from central.db import make_engine, migrate
+from central.services import admin, statements
+from central.services.common import ServiceError, system_clock
+
+log = logging.getLogger("central")
+
+
+def _engine(args: argparse.Namespace) -> tuple[config.Settings, Engine]:
+    settings = config.settings(args.db, args.data_dir)
+    engine = make_engine(settings.db_url, pool_size=2)
+    migrate(engine)
+    return settings, engine
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, ensure_ascii=False) if getattr(args, "json", False) else text)
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import waitress
+
+    from central.app import create_app
+
+    settings, engine = _engine(args)
+    app = create_app(settings, engine=engine)
+    log.info("central serving on http://%s:%d/api/v1 (%s)", args.host, args.port, engine.url.get_backend_name())
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="aptic-central")
+    return 0
+
+
+def cmd_init_db(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    print(f"database ready: {engine.url.render_as_string()}")
+    return 0
+
+
+def cmd_add_organisation(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    new_id = admin.add_organisation(engine, args.name, args.siret, system_clock(), catalogue=args.catalogue)
+    _print(args, {"id": new_id}, f"organisation {new_id}")
+    return 0
+
+
+def cmd_add_point(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    new_id = admin.add_point(
+        engine,
+        args.organisation,
+        args.name,
+        args.insee,
+        _csv(args.typologie),
+        system_clock(),
+        latitude=args.latitude,
+        longitude=args.longitude,
+        opening_hours=args.opening_hours,
+    )
+    _print(args, {"id": new_id}, f"point de présence {new_id}")
+    return 0
+
+
+def cmd_add_kit(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    kit = admin.add_kit(engine, args.organisation, system_clock())
+    _print(args, kit, f"kit {kit['kit_number']}, activation code {kit['activation_code']}")
+    return 0
+
+
+def cmd_reissue_code(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    kit = admin.reissue_code(engine, args.kit, system_clock())
+    _print(args, kit, f"kit {kit['kit_number']}, new activation code {kit['activation_code']}")
+    return 0
+
+
+def cmd_revoke_device(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    admin.revoke_device(engine, args.device, system_clock())
+    _print(args, {"revoked": args.device}, f"device {args.device} revoked")
+    return 0
+
+
+def cmd_issue_carnets(args: argparse.Namespace) -> int:
+    settings, engine = _engine(args)
+    result = admin.issue_carnets(
+        engine,
+        settings.secret,
+        system_clock(),
+        commanditaire=args.commanditaire,
+        millesime=args.millesime,
+        carnets=args.carnets,
+        size=args.size,
+        territories=_csv(args.territory),
+        territory_label=args.territory_label,
+        services=args.services or "",
+        place_types=_csv(args.place_types),
+        points=[int(p) for p in _csv(args.points)],
+        activated=not args.not_activated,
+        starts_on=date.fromisoformat(args.starts_on) if args.starts_on else None,
+    )
+    data = {"order": result["order"], "passes": result["passes"]}
+    _print(args, data, "\n".join([f"order {result['order']}", *result["passes"]]))
+    return 0
+
+
+def cmd_activate_order(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    admin.set_order_activated(engine, args.order, system_clock(), activated=True)
+    _print(args, {"order": args.order, "activated": True}, f"order {args.order} activated")
+    return 0
+
+
+def cmd_block_carnet(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    admin.block_carnet(engine, args.carnet, system_clock())
+    _print(args, {"blocked": args.carnet}, f"carnet {args.carnet} blocked")
+    return 0
+
+
+def cmd_referentiel(args: argparse.Namespace) -> int:
+    rows = [s.as_dict() for s in referentiel.SERVICES.values()]
+    _print(args, rows, "\n".join(f"{r['number']:>3}  {r['category']}  {r['title']}" for r in rows))
+    return 0
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    with engine.connect() as conn:
+        doc = statements.statement(conn, args.organisation, args.month)
+    text = (
+        f"{doc['organisation']['name']} — {doc['month']} ({doc['status']}): {doc['passes']} pass, "
+        f"brut {doc['gross_cents'] / 100:.2f} €, frais {doc['fee_cents'] / 100:.2f} €, "
+        f"net {doc['net_cents'] / 100:.2f} €"
+    )
+    _print(args, doc, "\n".join([text, *doc["notes"]]))
+    return 0
+
+
+def cmd_close_month(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    result = statements.close_month(engine, args.month, system_clock())
+    _print(args, result, f"month {args.month} closed: {len(result['statements'])} statement(s) frozen")
+    return 0
+
+
+def cmd_demo_seed(args: argparse.Namespace) -> int:
+    from central.services.demo import seed
+
+    settings, engine = _engine(args)
+    data = seed(engine, settings.secret, system_clock())
+    _print(args, data, json.dumps(data, ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="database URL (sqlite:///path or postgresql://...)")
+    common.add_argument("--data-dir", help="directory of the default SQLite file and the secret key")
+    common.add_argument("--json", action="store_true", help="print one JSON document")
+
+    parser = argparse.ArgumentParser(prog="aptic-central", description="Pass #APTIC central API and its admin")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("serve", cmd_serve, "serve the HTTP API with waitress")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8470)
+    p.add_argument("--threads", type=int, default=8)
+    command("init-db", cmd_init_db, "create or upgrade the database schema")
+    p = command("add-organisation", cmd_add_organisation, "register an organisation (SIRET unique)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--siret", required=True)
+    p.add_argument("--catalogue", help="services offered, e.g. 1-40,2.2 (default: the whole référentiel)")
+    p = command("add-point", cmd_add_point, "add a point de présence to an organisation")
+    p.add_argument("--organisation", type=int, required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--insee", required=True, help="INSEE code of the commune")
+    p.add_argument("--typologie", default="", help="typologie code(s), comma-separated (EPN, BIB, ...)")
+    p.add_argument("--latitude", type=float)
+    p.add_argument("--longitude", type=float)
+    p.add_argument("--opening-hours", help="OSM opening_hours, e.g. 'Mo-Fr 09:00-12:00'")
+    p = command("add-kit", cmd_add_kit, "make a kit number and its single-use activation code")
+    p.add_argument("--organisation", type=int, required=True)
+    p = command("reissue-code", cmd_reissue_code, "give a kit a new activation code (lifts a lockout)")
+    p.add_argument("kit")
+    p = command("revoke-device", cmd_revoke_device, "revoke a device: its token stops working")
+    p.add_argument("device", type=int)
+    p = command("issue-carnets", cmd_issue_carnets, "record a funder's order of carnets and print the passes")
+    p.add_argument("--commanditaire", required=True)
+    p.add_argument("--millesime", type=int, required=True)
+    p.add_argument("--carnets", type=int, required=True)
+    p.add_argument("--size", type=int, choices=(5, 10), required=True)
+    p.add_argument("--territory", help="département or commune INSEE codes, comma-separated")
+    p.add_argument("--territory-label", help="the funder's name for its perimeter, e.g. Gironde")
+    p.add_argument("--services", help="services allowed, e.g. 84-95,1.2")
+    p.add_argument("--place-types", help="typologie codes allowed, comma-separated")
+    p.add_argument("--points", help="designated point ids, comma-separated")
+    p.add_argument("--starts-on", help="first day of validity (YYYY-MM-DD)")
+    p.add_argument("--not-activated", action="store_true", help="the order is not paid yet")
+    p = command("activate-order", cmd_activate_order, "mark an order paid: its passes become usable")
+    p.add_argument("order", type=int)
+    p = command("block-carnet", cmd_block_carnet, "block a carnet (lost, stolen, withdrawn)")
+    p.add_argument("carnet")
+    command("referentiel", cmd_referentiel, "print the national catalogue of services")
+    p = command("statement", cmd_statement, "an organisation's counter-payment statement for a month")
+    p.add_argument("--organisation", type=int, required=True)
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p = command("close-month", cmd_close_month, "freeze a month's statements")
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    command("demo-seed", cmd_demo_seed, "fill the database with a demo organisation, kit and carnets")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except ServiceError as error:
+        if getattr(args, "json", False):
+            print(json.dumps(error.as_dict(), ensure_ascii=False))
+        print(f"aptic-central: {error.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The central's tables, as one SQLAlchemy Core ``MetaData``.
+
+Passes are not stored one row per pass: an order owns a continuous range of carnet serials of one
+millésime, each carnet has a row (so it can be blocked), and a pass is *issued* iff its carnet exists, its
+position fits the carnet's size and its authenticator matches the secret key (which never enters the
+database). The double-spend guard is ``pass_uses``: one row per accepted pass, with a primary key on the
+pass number and a unique key on (carnet, service, organisation, local date) for the same-carnet rule, so
+two devices racing for the same pass are settled by the database, not by a read-then-write.
+
+Alembic migrations in ``central/migrations`` create these tables; this module is what the code queries.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# Timestamps are timezone-aware and stored in UTC.
+TS = DateTime(timezone=True)
+
+commanditaires = Table(
+    "commanditaires",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("commanditaire_id", Integer, ForeignKey("commanditaires.id"), nullable=False),
+    Column("millesime", Integer, nullable=False),
+    Column("value_cents", Integer, nullable=False, default=1000),
+    Column("carnet_size", Integer, nullable=False),
+    Column("serial_first", Integer, nullable=False),
+    Column("serial_last", Integer, nullable=False),
+    Column("activated", Boolean, nullable=False),
+    Column("activated_at", TS),
+    Column("cancelled_at", TS),
+    Column("starts_on", Date),
+    # Restrictions, as comma-separated codes ("" restricts nothing).
+    Column("territories", Text, nullable=False, default=""),
+    Column("territory_label", String(200)),
+    Column("place_types", Text, nullable=False, default=""),
+    Column("points", Text, nullable=False, default=""),
+    Column("services", Text, nullable=False, default=""),
+    Column("categories", Text, nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Index("ix_orders_millesime_serials", "millesime", "serial_first", "serial_last"),
+)
+
+carnets = Table(
+    "carnets",
+    metadata,
+    Column("carnet", String(10), primary_key=True),  # the 10-digit carnet id
+    Column("order_id", Integer, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("millesime", Integer, nullable=False),
+    Column("serial", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("blocked_at", TS),
+    UniqueConstraint("millesime", "serial", name="uq_carnets_millesime_serial"),
+)
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("siret", String(14), nullable=False, unique=True),
+    Column("qualified", Boolean, nullable=False, default=True),
+    # The services offered, as a selection like "1-40,2.2"; NULL: the whole référentiel at 10 €.
+    Column("catalogue", Text),
+    Column("created_at", TS, nullable=False),
+)
+
+points = Table(
+    "points",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("insee", String(5), nullable=False),
+    Column("departement", String(3), nullable=False),
+    Column("typologies", Text, nullable=False, default=""),  # comma-separated data·inclusion codes
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("opening_hours", Text),  # OSM opening_hours syntax
+    Column("created_at", TS, nullable=False),
+)
+
+kits = Table(
+    "kits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kit_number", String(20), nullable=False, unique=True),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("code_hash", String(64)),  # sha256 hex of the current activation code
+    Column("code_expires_at", TS),
+    Column("code_used_at", TS),
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("locked_until", TS),
+    Column("created_at", TS, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kit_id", Integer, ForeignKey("kits.id"), nullable=False, index=True),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex; the token is never stored
+    Column("serial", String(100), nullable=False),
+    Column("model", String(100), nullable=False),
+    Column("software_version", String(100), nullable=False),
+    Column("activated_at", TS, nullable=False),
+    Column("revoked_at", TS),
+    Column("last_seen_at", TS),
+    Column("last_status", JSON),
+)
+
+scans = Table(
+    "scans",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the terminal's UUID: a permanent idempotency key
+    Column("device_id", Integer, ForeignKey("devices.id"), nullable=False),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("point_id", Integer),
+    Column("pass_number", String(64), nullable=False),
+    Column("carnet", String(10)),
+    Column("order_id", Integer),
+    Column("commanditaire_id", Integer),
+    Column("value_cents", Integer),
+    Column("service", Integer, nullable=False),
+    Column("entry_id", String(64)),
+    Column("scanned_at", TS, nullable=False),
+    Column("clock_synced", Boolean, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("boot_id", String(64)),
+    Column("received_at", TS, nullable=False),
+    Column("status", String(10), nullable=False),  # accepted | flagged | rejected
+    Column("reason", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("flags", Text, nullable=False, default=""),  # comma-separated
+    Column("service_month", String(7)),  # the month the service happened in (YYYY-MM), by the server rule
+    Column("payment_month", String(7)),  # the month it is paid in: service_month or the next open one
+    Index("ix_scans_payment", "organisation_id", "payment_month"),
+)
+
+pass_uses = Table(
+    "pass_uses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # also the snapshot cursor for uses
+    Column("pass_number", String(18), nullable=False, unique=True),
+    Column("scan_id", String(36), ForeignKey("scans.id"), nullable=False, unique=True),
+    Column("carnet", String(10), nullable=False),
+    Column("service", Integer, nullable=False),
+    Column("organisation_id", Integer, nullable=False),
+    Column("point_id", Integer),
+    Column("local_date", Date, nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("carnet", "service", "organisation_id", "local_date", name="uq_pass_uses_same_carnet"),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # the snapshot cursor for everything else
+    Column("kind", String(20), nullable=False),  # order | carnet | point | organisation
+    Column("ref", String(20), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+closed_months = Table(
+    "closed_months",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("closed_at", TS, nullable=False),
+)
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("document", JSON, nullable=False),  # the frozen statement, exactly as served
+    Column("closed_at", TS, nullable=False),
+    UniqueConstraint("organisation_id", "month", name="uq_statements_organisation_month"),
+)
