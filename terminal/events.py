@@ -1,0 +1,123 @@
+"""A small in-process event bus: the Terminal publishes, the kiosk page and the LEDs listen.
+
+Each :class:`Event` has an ``id`` that only grows, a ``kind`` and a JSON-ready ``data`` dict. The bus keeps
+the last events in a ring buffer so that a kiosk page whose Server-Sent Events stream dropped can resume
+where it left off: the browser sends the last id it saw as ``Last-Event-ID`` and :meth:`EventBus.after`
+returns what it missed.
+
+Ids start from the wall clock in milliseconds when the bus is made, so a daemon that restarts normally hands
+out ids above those of its previous run; if the clock went backwards and a client asks for an id from the
+future, it gets the whole buffer rather than nothing.
+
+Two ways to listen:
+
+- :meth:`EventBus.subscribe` a callback, called in the publisher's thread (keep it quick: LEDs, logging);
+- :meth:`EventBus.wait` in a loop, which blocks until events newer than an id exist (an SSE generator)::
+
+    last = bus.last_id
+    while streaming:
+        for event in bus.wait(last, timeout=15):
+            yield event.sse()
+            last = event.id
+
+Kinds published by the Terminal: ``scan``, ``entry``, ``submitted``, ``cancelled``, ``mode``,
+``synced``, ``late_rejection``, ``refused`` (see ``terminal.terminal``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[["Event"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+    at: float = 0.0  # wall time, seconds since the epoch
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "data": self.data, "at": self.at}
+
+    def sse(self) -> str:
+        """The event as a Server-Sent Events message (``id``, ``event`` and one ``data`` line of JSON)."""
+        payload = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        return f"id: {self.id}\nevent: {self.kind}\ndata: {payload}\n\n"
+
+
+class EventBus:
+    """Thread-safe publish/subscribe with a replay buffer of the last ``keep`` events."""
+
+    def __init__(self, *, keep: int = 256, first_id: int | None = None) -> None:
+        self._buffer: deque[Event] = deque(maxlen=keep)
+        self._listeners: list[Listener] = []
+        self._changed = threading.Condition(threading.Lock())
+        start = int(time.time() * 1000) if first_id is None else first_id
+        self._last_id = start - 1
+
+    @property
+    def last_id(self) -> int:
+        """The id of the last event published (one less than the first id before any)."""
+        with self._changed:
+            return self._last_id
+
+    def publish(self, kind: str, **data: Any) -> Event:
+        """Publish an event; listeners run before this returns, and waiters wake up."""
+        with self._changed:
+            self._last_id += 1
+            event = Event(self._last_id, kind, data, time.time())
+            self._buffer.append(event)
+            listeners = list(self._listeners)
+            self._changed.notify_all()
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("Event listener %r failed on %s event %d", listener, kind, event.id)
+        return event
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every event from now on; returns a function that unsubscribes."""
+        with self._changed:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._changed:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def after(self, last_id: int | None) -> list[Event]:
+        """Buffered events newer than ``last_id``; all of them for None or an id this bus never gave."""
+        with self._changed:
+            return self._after(last_id)
+
+    def _after(self, last_id: int | None) -> list[Event]:
+        if last_id is None or last_id > self._last_id:
+            return list(self._buffer)
+        return [event for event in self._buffer if event.id > last_id]
+
+    def wait(self, last_id: int | None, timeout: float | None = None) -> list[Event]:
+        """Block until events newer than ``last_id`` exist, or ``timeout`` seconds pass (then [])."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                events = self._after(last_id)
+                if events:
+                    return events
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return []
+                self._changed.wait(remaining)

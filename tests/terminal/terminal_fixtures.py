@@ -1,0 +1,84 @@
+"""Helpers shared by the terminal's tests and their subprocesses (no pytest needed here)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from aptic.passnumber import build, hmac_authenticator
+
+AUTHENTICATOR = hmac_authenticator(b"tests-only central key")
+ORG = 1
+POINT = 3
+OTHER_POINT = 4
+
+
+def pass_number(serial: int, position: int = 1, millesime: int = 2026) -> str:
+    """The 18 digits of a pass the test central would have issued."""
+    return build(millesime, serial, position, AUTHENTICATOR)
+
+
+def carnet(serial: int, millesime: int = 2026) -> str:
+    return pass_number(serial, 1, millesime)[:10]
+
+
+def make_snapshot(**changes: Any) -> dict[str, Any]:
+    """Offline data in the shape ``terminal.snapshot`` reads: one organisation in Gironde with two points,
+    an order of 2026 carnets 1-9,999,999 without restrictions except where ``changes`` add some."""
+    data: dict[str, Any] = {
+        "cursor": "c1",
+        "generated_at": "2026-11-20T09:00:00+01:00",
+        "organisation": {"id": ORG, "name": "Médiathèque de Bègles", "qualified": True},
+        "points": [
+            {"id": POINT, "name": "Bus numérique", "insee": "33039", "typologies": ["ITINERANT"]},
+            {"id": OTHER_POINT, "name": "Médiathèque", "insee": "33039", "typologies": ["BIB"], "catalogue": [1, 2, 3]},
+        ],
+        "orders": [
+            {
+                "id": 7,
+                "commanditaire": "Département de la Gironde",
+                "millesime": 2026,
+                "value_cents": 1000,
+                "activated": True,
+                "restrictions": {"territories": ["33"], "territory_label": "Gironde"},
+                "carnets": [{"first": carnet(1), "last": carnet(999_999)}],
+            },
+            {
+                "id": 8,
+                "commanditaire": "Ville de Paris",
+                "millesime": 2026,
+                "restrictions": {"territories": ["75"], "services": [84, 85]},
+                "carnets": [{"first": carnet(1_000_000), "last": carnet(1_000_999)}],
+            },
+        ],
+        "blocked_carnets": [carnet(666)],
+        "used_passes": [
+            {
+                "pass_number": pass_number(500, 2),
+                "service": 12,
+                "organisation_id": 9,
+                "on": "2026-11-02",
+                "place_name": "EPN de Talence",
+            },
+        ],
+    }
+    data.update(changes)
+    return data
+
+
+class FakeTime:
+    """A wall clock and a monotonic clock that move only when a test says so."""
+
+    def __init__(self, start: datetime) -> None:
+        self.wall = start
+        self.mono = 1000.0
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds

@@ -1,0 +1,95 @@
+"""Power cuts: a process recording scans is killed with SIGKILL at random moments, many times.
+
+Every scan whose ``submit()`` returned before a kill must survive, exactly once, and no store file may ever
+be unreadable (a quarantined file would mean scans lost).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from terminal.store import Store
+from terminal.terminal import Terminal
+
+HERE = Path(__file__).parent
+MIN_KILLS = 50
+MIN_SCANS = 300
+
+
+def run_once(data_dir: Path, rng: random.Random) -> list[tuple[str, int]]:
+    """Start the recorder, kill it with SIGKILL after a random time, return the scans it acknowledged."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent.parent)])}
+    errors = (data_dir.parent / "child-stderr.txt").open("w")
+    child = subprocess.Popen([sys.executable, str(HERE / "crash_child.py"), str(data_dir)],
+                             stdout=subprocess.PIPE, stderr=errors, text=True, env=env)  # fmt: skip
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line == "ready\n":
+                ready.set()
+            elif line.endswith("\n"):
+                lines.append(line)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert ready.wait(20), "the recorder did not start"
+    time.sleep(rng.uniform(0, 0.12))
+    assert child.poll() is None, "the recorder failed: " + Path(errors.name).read_text()
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    reader.join(10)
+    return [(line.split()[0], int(line.split()[1])) for line in lines]
+
+
+def assert_every_file_readable(data_dir: Path) -> None:
+    for path in data_dir.iterdir():
+        assert ".corrupt-" not in path.name, f"a store file was unreadable: {path.name}"
+        if path.suffix == ".json":
+            json.loads(path.read_bytes())
+
+
+def test_scans_acknowledged_before_a_kill_survive_exactly_once(tmp_path: Path) -> None:
+    rng = random.Random(20261122)
+    data_dir = tmp_path / "data"
+    acknowledged: list[tuple[str, int]] = []
+    kills = 0
+    while kills < MIN_KILLS or len(acknowledged) < MIN_SCANS:
+        acknowledged += run_once(data_dir, rng)
+        kills += 1
+        assert_every_file_readable(data_dir)
+        assert kills < 400, f"only {len(acknowledged)} scans acknowledged after {kills} kills"
+
+    store = Store(data_dir)
+    assert not list(data_dir.glob("*.tmp")), "orphan temporary files were not swept"
+    assert_every_file_readable(data_dir)
+    # Before sync: each acknowledged scan is pending or filed, and nowhere twice in one place.
+    pending = Counter(s["id"] for s in store.pending())
+    filed = Counter(r["id"] for r in store.iter_history())
+    assert max(pending.values(), default=1) == 1 and max(filed.values(), default=1) == 1
+    missing = [scan_id for scan_id, _ in acknowledged if scan_id not in pending and scan_id not in filed]
+    assert not missing, f"{len(missing)} acknowledged scans lost"
+
+    # Sync everything left: each acknowledged scan is then in history exactly once, with its own seq.
+    Terminal(store).apply_results({"id": i, "status": "accepted"} for i in pending)
+    assert store.pending_count() == 0
+    rows = list(store.iter_history())
+    counts = Counter(r["id"] for r in rows)
+    assert all(counts[scan_id] == 1 for scan_id, _ in acknowledged)
+    seqs = [r["seq"] for r in rows]
+    assert len(set(seqs)) == len(seqs), "a sequence number was reused"
+    by_id = {r["id"]: r["seq"] for r in rows}
+    assert all(by_id[scan_id] == seq for scan_id, seq in acknowledged)
+    passes = [r["pass_number"] for r in rows]
+    assert len(set(passes)) == len(passes)
