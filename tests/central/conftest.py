@@ -1,0 +1,274 @@
+"""Fixtures for the central's tests.
+
+* ``pg_server`` (session): a throw-away PostgreSQL cluster from Debian's ``postgresql`` on a free port. As
+  root, ``initdb``/``pg_ctl`` run as the ``postgres`` user. If it cannot start, the PostgreSQL tests fail
+  with the server's log; they are never skipped silently.
+* ``db_url``: parametrized over ``sqlite`` and ``postgres`` (marked ``postgres``); a fresh database each.
+* ``clock``: the injectable time of the app and of the admin services.
+* ``central``: the app served by waitress on a loopback port, with a migrated database and helpers to make
+  organisations, kits, carnets and activated devices.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+import waitress.server
+from sqlalchemy import Engine
+
+from central.app import create_app
+from central.config import Settings
+from central.db import make_engine, migrate
+from central.services import admin
+
+PG_BIN = Path(os.environ.get("APTIC_PG_BIN", "/usr/lib/postgresql/15/bin"))
+SECRET = b"test-secret-key-never-in-the-database"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@dataclass
+class PgServer:
+    port: int
+    directory: Path
+    counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def admin_dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+
+    def new_database(self) -> str:
+        name = f"central_{os.getpid()}_{next(self.counter)}"
+        with psycopg.connect(self.admin_dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"PostgreSQL binaries not found in {PG_BIN}: run `scripts/bootstrap test` (make test does)")
+    directory = Path(tempfile.mkdtemp(prefix="aptic-pg-"))
+    data = directory / "data"
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    port = free_port()
+    log = directory / "server.log"
+    subprocess.run(
+        _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    started = subprocess.run(
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]),
+        capture_output=True,
+        text=True,
+    )
+    if started.returncode != 0:
+        text = log.read_text() if log.exists() else ""
+        pytest.fail(f"PostgreSQL did not start: {started.stdout}{started.stderr}\n{text}")
+    server = PgServer(port, directory)
+    try:
+        yield server
+    finally:
+        subprocess.run(
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'central.db'}"
+    return request.getfixturevalue("pg_server").new_database()
+
+
+class Clock:
+    """A settable clock: ``clock()`` is now; ``clock.advance(minutes=16)``; ``clock.set(datetime)``."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now = self.now + timedelta(**delta)
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 3, 10, 10, 0, tzinfo=UTC))  # a Tuesday in March 2026
+
+
+class Device:
+    """An activated device talking to the served app over HTTP."""
+
+    def __init__(self, base: str, token: str, device_id: int, points: list[int]) -> None:
+        self.base = base
+        self.token = token
+        self.id = device_id
+        self.points = points
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.http.get(self.base + path, timeout=30, **kw)
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return self.http.post(self.base + path, timeout=60, **kw)
+
+    def validity(self, number: str, service: int = 1, point: int | None = None) -> dict[str, Any]:
+        params = {"service": service, "point": point or self.points[0]}
+        r = self.get(f"/api/v1/passes/{number}/validity", params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def push(self, scans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        r = self.post("/api/v1/scans", json={"scans": scans})
+        assert r.status_code == 200, r.text
+        return r.json()["results"]
+
+
+_ids = itertools.count(1)
+
+
+def scan(
+    number: str, point: int, when: datetime, *, service: int = 1, synced: bool = True, sid: str | None = None
+) -> dict[str, Any]:
+    """A scan as a terminal sends it."""
+    import uuid
+
+    return {
+        "id": sid or str(uuid.uuid4()),
+        "pass_number": number,
+        "service": service,
+        "point": point,
+        "entry_id": None,
+        "scanned_at": when.isoformat(),
+        "clock_synced": synced,
+        "seq": next(_ids),
+    }
+
+
+class Central:
+    """The served app plus shortcuts to the admin services (run with the test clock)."""
+
+    def __init__(self, base: str, engine: Engine, settings: Settings, clock: Clock) -> None:
+        self.base = base
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.http = requests.Session()
+        self._siret = itertools.count(10_000_000_000_000)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def organisation(self, name: str = "Médiathèque", *, insee: str = "33063", typologies: tuple[str, ...] = ("BIB",),
+                     points: int = 1) -> tuple[int, list[int]]:  # fmt: skip
+        org = admin.add_organisation(self.engine, name, str(next(self._siret)), self.clock())
+        pts = [
+            admin.add_point(self.engine, org, f"{name} {i}", insee, list(typologies), self.clock())
+            for i in range(points)
+        ]
+        return org, pts
+
+    def kit(self, org: int) -> dict[str, str]:
+        return admin.add_kit(self.engine, org, self.clock())
+
+    def activate(self, kit: dict[str, str], serial: str = "pi-0001") -> requests.Response:
+        body = {
+            "kit_number": kit["kit_number"],
+            "activation_code": kit["activation_code"],
+            "device": {"serial": serial, "model": "Raspberry Pi 5", "software_version": "0.1.0"},
+        }
+        return self.http.post(self.url("/api/v1/activations"), json=body, timeout=30)
+
+    def device(self, org: int, serial: str = "pi-0001") -> Device:
+        r = self.activate(self.kit(org), serial)
+        assert r.status_code == 201, r.text
+        body = r.json()
+        return Device(self.base, body["token"], body["device_id"], [p["id"] for p in body["points_de_presence"]])
+
+    def carnets(self, carnets: int = 1, size: int = 10, **kw: Any) -> list[str]:
+        kw.setdefault("commanditaire", "Département de la Gironde")
+        kw.setdefault("millesime", 2026)
+        result = admin.issue_carnets(self.engine, SECRET, self.clock(), carnets=carnets, size=size, **kw)
+        return result["passes"]
+
+
+class LiveServer:
+    """A WSGI app served by waitress in a thread on a loopback port."""
+
+    def __init__(self, app: Any) -> None:
+        self.server = waitress.server.create_server(
+            app, host="127.0.0.1", port=0, threads=8, ident="test", asyncore_loop_timeout=0.1
+        )
+        self.port = self.server.effective_port
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{self.port}/api/v1/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except (OSError, ValueError):  # the listening socket was closed under select(): that is the stop
+            pass
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.close()
+        for channel in list(self.server._map.values()):  # keep-alive connections keep the loop alive
+            channel.close()
+        self.server.task_dispatcher.shutdown(timeout=0.5)
+        self.thread.join(timeout=2)
+
+
+@pytest.fixture
+def central(db_url: str, clock: Clock, tmp_path: Path) -> Iterator[Central]:
+    settings = Settings(tmp_path, db_url, SECRET)
+    engine = make_engine(db_url)
+    migrate(engine)
+    live = LiveServer(create_app(settings, now=clock, engine=engine))
+    try:
+        yield Central(live.base, engine, settings, clock)
+    finally:
+        live.close()
+        engine.dispose()
