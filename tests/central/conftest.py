@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -244,10 +245,8 @@ class LiveServer:
                 time.sleep(0.05)
 
     def _run(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):  # the socket closed under select(): that is the stop
             self.server.run()
-        except (OSError, ValueError):  # the listening socket was closed under select(): that is the stop
-            pass
 
     @property
     def base(self) -> str:
