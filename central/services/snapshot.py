@@ -92,7 +92,7 @@ def snapshot(conn: Connection, organisation_id: int, since: str | None, now: dat
     ).all()
     places = [place_from_rows(p, org) for p in pts]
 
-    full = seq == 0 and use_id == 0
+    full = not since
     if not full:
         changed = conn.execute(select(t.changes.c.kind, t.changes.c.ref).where(t.changes.c.seq > seq)).all()
         point_ids = {str(p.id) for p in pts}
