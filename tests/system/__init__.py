@@ -1,0 +1,1 @@
+"""System tests: real kernels in QEMU guests (see qemu.py)."""

@@ -1,0 +1,80 @@
+"""System test: the real reader, inside a QEMU guest, reads an emulated USB keyboard typed through QMP.
+
+What a user would notice, against a real kernel (evdev, EVIOCGRAB, USB unplug and replug): pass numbers typed
+as a US and as an AZERTY scanner decode exactly; while our reader holds the grab, a second reader and a
+program reading the device get nothing; unplugging mid-scan discards the partial read without a crash and
+with the CPU idle; a keyboard plugged back is picked up within 2 s. When QEMU cannot run here, the test fails
+and says why: it never passes without having run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from aptic.passnumber import build, hmac_authenticator
+from terminal.scanner.keymaps import KEY_ENTER
+from terminal.scanner.typist import key_transitions
+
+from .qemu import Guest, QemuUnavailable
+
+AUTH = hmac_authenticator(b"test")
+US_PASS = build(2026, 1234, 7, AUTH)
+FR_PASS = build(2026, 987654, 2, AUTH)
+PASS3 = build(2027, 42, 10, AUTH)
+ENTER = [(KEY_ENTER, 1), (KEY_ENTER, 0)]
+
+
+@pytest.fixture
+def guest(tmp_path: Path):
+    try:
+        g = Guest(Path(__file__).with_name("guest_scanner.py"), tmp_path)
+        g.start()
+    except QemuUnavailable as e:
+        pytest.fail(f"QEMU system test cannot run on this machine: {e}")
+    yield g
+    g.stop(timeout=10)
+
+
+@pytest.mark.system
+@pytest.mark.timeout(300)
+def test_reader_in_a_real_kernel(guest: Guest) -> None:
+    started = time.monotonic()
+    guest.wait_for("READY-SCAN", timeout=180)
+    guest.press(key_transitions(US_PASS, "us") + ENTER)
+    guest.press(key_transitions(FR_PASS, "fr") + ENTER)
+
+    guest.wait_for("READY-UNPLUG", timeout=90)
+    guest.press(key_transitions(US_PASS[:9], "us"))  # half a scan, no Enter...
+    time.sleep(0.3)
+    guest.unplug()  # ...and the scanner is pulled out
+
+    guest.wait_for("READY-REPLUG", timeout=90)
+    guest.replug()
+    guest.wait_for("READY-SCAN3", timeout=90)
+    guest.press(key_transitions(PASS3, "fr", "held_shift") + ENTER)
+
+    result = json.loads(guest.wait_for("RESULT", timeout=90))
+    print(f"guest run took {time.monotonic() - started:.0f} s: {result}")
+    assert "error" not in result, f"{result}\n{guest.tail()}"
+    device = result["scans"][0]["device"]
+    assert device.startswith("0627:0001@usb-")
+    # Decoded exactly, and the layout was found from the pass number.
+    assert result["scans"] == [
+        {"device": device, "code": US_PASS, "layout": "us"},
+        {"device": device, "code": FR_PASS, "layout": "fr"},
+    ]
+    # Nothing reached anyone else while our reader held the grab.
+    assert result["b_log_busy"] and result["b_output"] == ""
+    assert result["spied_keys"] == 0
+    # Pulled out mid-scan: the partial read is discarded, the reader lives on, idle.
+    assert result["unplug"] == {"device": device, "discarded": US_PASS[:9], "reason": "unplugged"}
+    assert result["a_alive_after_unplug"]
+    assert result["cpu_after_unplug_s"] < 0.3, "the reader is spinning after the unplug"
+    # Plugged back: grabbed within 2 s of the node appearing, and it reads.
+    assert result["replug_pickup_s"] is not None and result["replug_pickup_s"] < 2.0
+    assert result["scan3"]["code"] == PASS3 and result["scan3"]["layout"] == "fr"
+    assert result["a_exit"] == 0
