@@ -1,36 +1,68 @@
 """The kiosk: the local web page a Raspberry Pi shows on its touchscreen, served by waitress on 127.0.0.1.
 
-``create_app(bus)`` makes the Flask app; ``serve(app)`` runs it. The app reads live events from the
-terminal's ``EventBus`` and never touches evdev or the store itself.
+``create_app(Kiosk(terminal, ...))`` makes the Flask app; ``serve(app)`` runs it. The page drives the
+``Terminal`` object and listens to its event bus; it never touches evdev or the store's files itself.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, render_template
 
 from kiosk_ui import security
+from kiosk_ui.api import api
 from kiosk_ui.live import live
-from terminal.events import EventBus
+from kiosk_ui.mediateur import MediateurSession
+from terminal.feedback import Feedback, NoFeedback
+from terminal.terminal import Terminal
 
 DEFAULTS: dict[str, Any] = {
     "MAX_STREAMS": 3,
     "HEARTBEAT": 15.0,
     "STREAM_SECONDS": 300.0,
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    "MEDIATEUR_IDLE_SECONDS": 300.0,
 }
 
 
-def create_app(bus: EventBus, **config: Any) -> Flask:
+@dataclass
+class Kiosk:
+    """What the page needs from the rest of the terminal, each part optional but the Terminal.
+
+    ``scanners()`` lists the douchettes (from the scanner reader), ``sync_status()`` says whether the central
+    answers (from the sync worker), ``activate(kit, code)`` activates the terminal (provisioning), and
+    ``pin_hash()`` gives the médiateur PIN's hash (from the activation data).
+    """
+
+    terminal: Terminal
+    feedback: Feedback | NoFeedback | None = None
+    scanners: Callable[[], list[dict[str, Any]]] = list
+    sync_status: Callable[[], dict[str, Any]] = dict
+    activate: Callable[[str, str], Any] | None = None
+    pin_hash: Callable[[], str | None] = lambda: None
+    version: str = "dev"
+    mediateur: MediateurSession = field(init=False)
+
+
+def create_app(kiosk: Kiosk, **config: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(DEFAULTS)
     app.config.update(config)
-    app.extensions["aptic.bus"] = bus
+    kiosk.mediateur = MediateurSession(kiosk.pin_hash, idle=app.config["MEDIATEUR_IDLE_SECONDS"])
+    app.extensions["aptic.kiosk"] = kiosk
+    app.extensions["aptic.bus"] = kiosk.terminal.bus
     app.extensions["aptic.stream_slots"] = threading.BoundedSemaphore(app.config["MAX_STREAMS"])
     security.install(app)
     app.register_blueprint(live)
+    app.register_blueprint(api)
+
+    @app.get("/")
+    def page():  # type: ignore[no-untyped-def]
+        return render_template("index.html", csrf=app.config["CSRF_TOKEN"], version=kiosk.version)
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

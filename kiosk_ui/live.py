@@ -48,14 +48,17 @@ def events() -> Response:
     last = _last_id(request.headers.get("Last-Event-ID") or request.args.get("last_id"))
     heartbeat, lifetime = config["HEARTBEAT"], config["STREAM_SECONDS"]
 
+    # A first visit starts from now, fixed here and not in the generator: waitress runs the generator's body
+    # only after the first chunk went out, and an event published in between would be skipped.
+    # A reconnect replays what it missed.
+    pending = bus.after(last) if last is not None else []
+    if last is None:
+        last = bus.last_id
+
     def stream() -> Iterator[str]:
-        nonlocal last
+        nonlocal last, pending
         try:
             yield "retry: 2000\n\n"
-            # A first visit starts from now; a reconnect replays what it missed.
-            pending = bus.after(last) if last is not None else []
-            if last is None:
-                last = bus.last_id
             ends = time.monotonic() + lifetime
             while time.monotonic() < ends:
                 for event in pending:

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gpiozero import LED, Buzzer
 from gpiozero.exc import BadPinFactory
 from gpiozero.pins import Factory
+
+if TYPE_CHECKING:
+    from terminal.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +153,20 @@ def open_feedback(pins: Pins = Pins(), *, mock: bool = False) -> Feedback | NoFe
             error,
         )
         return NoFeedback()
+
+
+def verdict_listener(feedback: Feedback | NoFeedback) -> Callable[[Event], None]:
+    """A bus listener that shows each scan's verdict, and refusals of the terminal itself, on the LEDs:
+    ``bus.subscribe(verdict_listener(feedback))``."""
+
+    def listen(event: Event) -> None:
+        if event.kind == "scan":
+            result = event.data.get("result", {})
+            if not result.get("valid"):
+                feedback.show("error" if result.get("reason") == "malformed" else "refused")
+            else:
+                feedback.show("provisional" if result.get("provisional") else "valid")
+        elif event.kind in ("refused", "late_rejection"):
+            feedback.show("error")
+
+    return listen

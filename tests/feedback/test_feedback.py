@@ -100,3 +100,23 @@ def test_mock_pins_for_the_demo() -> None:
     fb = open_feedback(PINS, mock=True)
     assert isinstance(fb, Feedback)
     fb.close()
+
+
+def test_bus_events_drive_the_leds(feedback: Feedback) -> None:
+    from terminal.events import EventBus
+    from terminal.feedback import verdict_listener
+
+    bus = EventBus()
+    bus.subscribe(verdict_listener(feedback))
+    shown = []
+    for result in (
+        {"valid": True, "provisional": False, "reason": "ok"},
+        {"valid": True, "provisional": True, "reason": "ok"},
+        {"valid": False, "reason": "expired"},
+        {"valid": False, "reason": "malformed"},
+    ):
+        bus.publish("scan", result=result)
+        shown.append(feedback.last)
+    bus.publish("refused", message="Mémoire du terminal pleine")
+    shown.append(feedback.last)
+    assert shown == ["valid", "provisional", "refused", "error", "error"]

@@ -1,4 +1,5 @@
-"""The kiosk served for real: waitress on a free loopback port, in a thread of the test process."""
+"""The kiosk served for real: a Terminal on a real store in a temporary directory, and waitress on a free
+loopback port in a thread of the test process."""
 
 from __future__ import annotations
 
@@ -8,20 +9,65 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
 import pytest
 from waitress.server import create_server
 
-from kiosk_ui import create_app
+from aptic.passnumber import build, hmac_authenticator
+from kiosk_ui import Kiosk, create_app
+from kiosk_ui.mediateur import pin_hash
 from terminal.events import EventBus
+from terminal.feedback import Feedback, Pins
+from terminal.store import Store
+from terminal.terminal import Terminal
+
+AUTH = hmac_authenticator(b"kiosk tests")
+YEAR = date.today().year
+PIN = "2468"
+
+
+def pass_number(serial: int, position: int = 1) -> str:
+    return build(YEAR, serial, position, AUTH)
+
+
+def snapshot() -> dict:
+    """Offline data as the central sends it: two points, one order in Gironde, one order restricted to 2.2."""
+    yy = f"{YEAR % 100:02d}"
+    return {
+        "cursor": "1",
+        "generated_at": f"{YEAR}-01-01T00:00:00+00:00",
+        "organisation": {"id": 1, "name": "Médiathèques de Bègles", "qualified": True,
+                         "catalogue": [12, 48, 84, 85, 90, 95, 124]},
+        "points": [
+            {"id": 3, "name": "Médiathèque Jean-Jacques Rousseau", "insee": "33039", "typologies": ["BIB"]},
+            {"id": 4, "name": "Bus numérique", "insee": "33039", "typologies": ["ITINERANT"]},
+        ],
+        "orders": [
+            {"id": 7, "commanditaire": "Département de la Gironde", "millesime": YEAR, "value_cents": 1000,
+             "activated": True, "restrictions": {"territories": ["33"], "territory_label": "Gironde"},
+             "carnets": [{"first": f"1{yy}0000001", "last": f"1{yy}0000100"}]},
+            {"id": 8, "commanditaire": "CCAS de Bègles", "millesime": YEAR, "value_cents": 1000, "activated": True,
+             "restrictions": {"categories": ["2.2"]},
+             "carnets": [{"first": f"1{yy}0000200", "last": f"1{yy}0000299"}]},
+        ],
+        "blocked_carnets": [f"1{yy}0000050"],
+        "used_passes": [],
+    }  # fmt: skip
 
 
 @dataclass
-class Kiosk:
-    bus: EventBus
+class Served:
+    terminal: Terminal
+    feedback: Feedback
     host: str
     port: int
     csrf: str
+
+    @property
+    def bus(self) -> EventBus:
+        return self.terminal.bus
 
     @property
     def url(self) -> str:
@@ -29,25 +75,55 @@ class Kiosk:
 
 
 @pytest.fixture
-def kiosk(request: pytest.FixtureRequest) -> Iterator[Kiosk]:
-    bus = EventBus(first_id=1)
+def terminal(tmp_path: Path) -> Terminal:
+    store = Store(tmp_path / "terminal")
+    store.save_token("kiosk-test-token")  # as activation leaves it
+    store.update_state(device_id="dev-1", mediateur_pin_hash=pin_hash(PIN))
+    terminal = Terminal(store, bus=EventBus(first_id=1))
+    terminal.load_snapshot(snapshot())
+    terminal.set_point(3)
+    return terminal
+
+
+@pytest.fixture
+def kiosk(request: pytest.FixtureRequest, terminal: Terminal) -> Iterator[Served]:
+    from gpiozero.pins.mock import MockFactory
+
     config = getattr(request, "param", {})
-    app = create_app(bus, HEARTBEAT=0.3, **config)
-    app.testing = False
+    feedback = Feedback(Pins(), pin_factory=MockFactory())
+    app = create_app(
+        Kiosk(
+            terminal,
+            feedback=feedback,
+            scanners=lambda: [{"name": "Virtual douchette", "layout": "fr", "douchette": True}],
+            sync_status=lambda: {"online": False, "last_sync": None},
+            pin_hash=lambda: terminal.store.state().get("mediateur_pin_hash"),
+            version="test",
+        ),
+        HEARTBEAT=0.3,
+        **config,
+    )
     extra = getattr(request.module, "extra_routes", None)
     if extra:
         extra(app)
     server = create_server(app, host="127.0.0.1", port=0, threads=8)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield Kiosk(bus, "127.0.0.1", server.effective_port, app.config["CSRF_TOKEN"])
+    yield Served(terminal, feedback, "127.0.0.1", server.effective_port, app.config["CSRF_TOKEN"])
+    # Let open streams notice their closed sockets (next heartbeat) before the server goes away.
+    slots = app.extensions["aptic.stream_slots"]
+    taken = [slots.acquire(timeout=3) for _ in range(app.config["MAX_STREAMS"])]
+    for ok in taken:
+        if ok:
+            slots.release()
     server.close()
+    feedback.close()
 
 
 class SSEStream:
     """A minimal EventSource: reads one stream line by line with a timeout, as a browser would."""
 
-    def __init__(self, kiosk: Kiosk, last_event_id: int | None = None, timeout: float = 3.0) -> None:
+    def __init__(self, kiosk: Served, last_event_id: int | None = None, timeout: float = 3.0) -> None:
         self.conn = http.client.HTTPConnection(kiosk.host, kiosk.port, timeout=timeout)
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
@@ -65,6 +141,12 @@ class SSEStream:
             key, _, value = line.partition(":")
             fields[key or ":"] = value.strip()
         return fields
+
+    def event(self) -> dict[str, str]:
+        """The next event, heartbeats skipped."""
+        while ":" in (msg := self.message()):
+            pass
+        return msg
 
     def close(self) -> None:
         """Close as a browser closing the tab would: the socket goes, the server learns on its next write."""

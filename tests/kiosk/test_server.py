@@ -69,7 +69,7 @@ def test_stream_sends_its_first_bytes_at_once_then_events(kiosk, sse) -> None:
     assert stream.message() == {"retry": "2000"}
     assert time.monotonic() - started < 1.0
     kiosk.bus.publish("scan", code="126000123407582112", reason="ok")
-    msg = stream.message()
+    msg = stream.event()
     assert msg["event"] == "scan"
     assert json.loads(msg["data"]) == {"code": "126000123407582112", "reason": "ok"}
     assert int(msg["id"]) == kiosk.bus.last_id
@@ -89,7 +89,7 @@ def test_a_reconnecting_page_gets_what_it_missed(kiosk, sse) -> None:
     kiosk.bus.publish("synced", n=3)
     stream = sse(kiosk, last_event_id=seen)
     stream.message()  # retry
-    missed = [stream.message(), stream.message()]
+    missed = [stream.event(), stream.event()]
     assert [json.loads(m["data"])["n"] for m in missed] == [2, 3]
     assert [m["event"] for m in missed] == ["scan", "synced"]
     stream.close()
