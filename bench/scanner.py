@@ -1,0 +1,100 @@
+"""Douchette reader: decoder throughput, and the time from the terminating key event to delivery.
+
+- Throughput: events per second through :class:`terminal.scanner.decoder.Decoder`, with scans typed as
+  US, AZERTY (Shift per digit) and keypad scanners, kernel-like (MSC_SCAN + EV_KEY + SYN_REPORT per key).
+- Latency: a :class:`terminal.scanner.reader.ScannerReader` reads a pipe of ``struct input_event`` records
+  (the virtual douchette's path: the same select loop, read, decode and callback as a grabbed evdev node);
+  the Enter key event is stamped with ``time.monotonic()`` as it is written, and ``on_read`` measures the
+  delay. The reader is idle in ``select`` when Enter arrives, as it is between keys of a real scan.
+- Beside them: how long a scanner takes to type an 18-digit code at 8 ms per key, the physical floor.
+
+Targets (issue 3): p99 latency under 1 ms; at least 200,000 events/s.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+from aptic.passnumber import build, hmac_authenticator
+from terminal.scanner.decoder import Decoder, DecoderConfig
+from terminal.scanner.keymaps import KEY_ENTER
+from terminal.scanner.reader import ReaderConfig, ScannerReader, ScanRead, StructSource
+from terminal.scanner.typist import events_for, key_transitions, type_text
+
+TARGET_P99_MS = 1.0
+TARGET_EVENTS_PER_S = 200_000
+KEY_MS = 8
+
+
+def _passes(n: int) -> list[str]:
+    auth = hmac_authenticator(b"bench")
+    return [build(2026, i, i % 10 + 1, auth) for i in range(n)]
+
+
+def throughput(seconds: float = 2.0) -> tuple[float, int]:
+    """Events per second through one decoder, and the number of reads it produced."""
+    events = []
+    t = 0.0
+    for i, number in enumerate(_passes(300)):
+        layout, style = (("us", "plain"), ("fr", "plain"), ("fr", "held_shift"), ("us", "keypad"))[i % 4]
+        events += type_text(number, layout, style, start=t)
+        t = events[-1][0] + 1.0
+    decoder = Decoder(DecoderConfig())
+    feed = decoder.feed
+    reads = fed = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for ev in events:
+            if feed(*ev):
+                reads += 1
+        fed += len(events)
+    return fed / (time.perf_counter() - started), reads
+
+
+def latency(scans: int = 2000) -> list[float]:
+    """Delays (seconds) from the Enter key event to ``on_read``, through the reader loop."""
+    delays: list[float] = []
+    got = threading.Event()
+
+    def on_read(read: ScanRead) -> None:
+        delays.append(time.monotonic() - read.monotonic)
+        got.set()
+
+    source = StructSource("bench")
+    reader = ScannerReader(on_read, config=ReaderConfig(input_dir="/nonexistent", rescan_interval=3600))
+    reader.add_source(source, "bench")
+    reader.start()
+    try:
+        for number in _passes(scans):
+            got.clear()
+            source.write_events(events_for(key_transitions(number, "us"), start=time.monotonic()))
+            time.sleep(0.002)  # the reader decodes the digits and goes back to select
+            now = time.monotonic()
+            source.write_events(events_for([(KEY_ENTER, 1)], start=now))
+            if not got.wait(1.0):
+                raise RuntimeError("a read was not delivered")
+            source.write_events(events_for([(KEY_ENTER, 0)], start=time.monotonic()))
+    finally:
+        reader.stop()
+    return delays
+
+
+def main() -> None:
+    rate, reads = throughput()
+    print(f"decoder throughput: {rate:,.0f} events/s, a third of them EV_KEY ({reads:,} reads decoded); "
+          f"target {TARGET_EVENTS_PER_S:,}: x{rate / TARGET_EVENTS_PER_S:.1f}")  # fmt: skip
+    delays = sorted(latency())
+    median = statistics.median(delays) * 1000
+    p99 = delays[int(len(delays) * 0.99) - 1] * 1000
+    print(f"terminating key event -> on_read, over {len(delays)} scans: median {median:.3f} ms, "
+          f"p99 {p99:.3f} ms, max {delays[-1] * 1000:.3f} ms; target p99 < {TARGET_P99_MS} ms: "
+          f"x{TARGET_P99_MS / p99:.1f} margin")  # fmt: skip
+    floor = 18 * KEY_MS
+    print(f"physical floor: a scanner types 18 digits at {KEY_MS} ms per key in {floor} ms "
+          f"({floor + KEY_MS} ms with Enter); delivery adds {p99 / floor * 100:.2f} % of that at p99")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
