@@ -55,6 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     lst = sub.add_parser("list", help="list input devices: douchettes, grabbed or not, layout")
     lst.add_argument("--json", action="store_true", help="one JSON document")
     lst.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto")
+    lst.add_argument("--fallback", choices=sorted(LAYOUTS), default="us")
     _selection_options(lst)
     lst.set_defaults(func=cmd_list)
 
@@ -142,11 +143,19 @@ def decoder_config(args: argparse.Namespace) -> DecoderConfig:
 
 
 def reader_config(args: argparse.Namespace, decoder: DecoderConfig | None = None) -> ReaderConfig:
+    selectors, layouts = [], []
+    for spec in args.device:
+        selector, _, layout = spec.rpartition("=") if spec.rsplit("=", 1)[-1] in LAYOUTS else ("", "", "")
+        selector = selector or spec
+        selectors.append(selector)
+        if layout:
+            layouts.append((selector, layout))
     return ReaderConfig(
-        devices=tuple(args.device),
+        devices=tuple(selectors),
+        layouts=tuple(layouts),
         ignore=tuple(args.ignore),
         heuristics=not args.no_heuristics,
-        decoder=decoder or DecoderConfig(layout=args.layout),
+        decoder=decoder or DecoderConfig(layout=args.layout, fallback=args.fallback),
         input_dir=args.input_dir,
     )
 
@@ -250,7 +259,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     entries = []
     for node in nodes:
         cls = classes.get(node.group) if node.error is None else None
-        entry = node_entry(node, cls, args.layout)
+        entry = node_entry(node, cls, cfg.decoder_for([node]))
         entry["grabbed"] = _grabbed_elsewhere(node.path) if cls and cls.douchette and node.has_keys else False
         entries.append(entry)
     if args.json:

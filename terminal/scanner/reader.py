@@ -35,6 +35,7 @@ wake-up pipe, with a timeout that is the earliest of the next rescan and the dec
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import logging
@@ -43,12 +44,12 @@ import selectors
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from terminal.scanner import devices as devmod
-from terminal.scanner.decoder import Decoder, DecoderConfig, Discard, Read, Result
+from terminal.scanner.decoder import AUTO, Decoder, DecoderConfig, Discard, Read, Result
 from terminal.scanner.typist import Event
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,20 @@ class ReaderConfig:
     heuristics: bool = True
     """Also take devices whose name or vendor says scanner (see :mod:`terminal.scanner.devices`)."""
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    layouts: tuple[tuple[str, str], ...] = ()
+    """``(selector, layout)`` pairs: the layout a given douchette is set to emulate (``us``/``fr``). With
+    ``decoder.layout="auto"`` it becomes that device's fallback (codes that are not pass numbers); with a fixed
+    ``decoder.layout`` it replaces it. First match wins; other devices use ``decoder`` as it is."""
+
+    def decoder_for(self, nodes: Sequence[devmod.InputNode]) -> DecoderConfig:
+        """The decoder configuration of the douchette made of ``nodes``."""
+        for selector, layout in self.layouts:
+            if any(devmod.matches(selector, n) for n in nodes):
+                if self.decoder.layout == AUTO:
+                    return dataclasses.replace(self.decoder, fallback=layout)
+                return dataclasses.replace(self.decoder, layout=layout)
+        return self.decoder
+
     input_dir: str = "/dev/input"
     rescan_interval: float = 0.5
 
@@ -282,7 +297,8 @@ class ScannerReader:
             for node in sorted(self._nodes.values(), key=lambda n: (len(n.path), n.path)):
                 cls = self._classes.get(node.group)
                 dev = self._devices.get(node.device_id)
-                entry = node_entry(node, cls, self.config.decoder.layout)
+                layout = dev.decoder.config if dev else self.config.decoder_for([node])
+                entry = node_entry(node, cls, layout)
                 entry["grabbed"] = bool(dev and node.path in dev.sources)
                 entry["busy"] = bool(dev and node.path in dev.busy)
                 if dev and node.path in dev.errors:
@@ -294,7 +310,7 @@ class ScannerReader:
                     for path in dev.sources:
                         out.append({"path": path, "name": dev.name, "id": dev.device_id, "douchette": True,
                                     "why": "virtual douchette", "grabbed": True, "busy": False,
-                                    "layout": dev.decoder.config.layout,
+                                    "layout": dev.decoder.config.layout, "fallback": dev.decoder.config.fallback,
                                     "detected_layout": dev.decoder.detected_layout})  # fmt: skip
             return out
 
@@ -349,10 +365,10 @@ class ScannerReader:
             dev.virtual = True
             self._register(dev, source)
 
-    def _device(self, device_id: str, name: str, why: str) -> _Device:
+    def _device(self, device_id: str, name: str, why: str, config: DecoderConfig | None = None) -> _Device:
         dev = self._devices.get(device_id)
         if dev is None:
-            dev = _Device(device_id, name, Decoder(self.config.decoder), why)
+            dev = _Device(device_id, name, Decoder(config or self.config.decoder), why)
             with self._lock:
                 self._devices[device_id] = dev
         return dev
@@ -461,7 +477,7 @@ class ScannerReader:
 
     def _open_douchette(self, cls: devmod.Classification) -> None:
         first = cls.nodes[0]
-        dev = self._device(first.device_id, first.name, cls.why)
+        dev = self._device(first.device_id, first.name, cls.why, self.config.decoder_for(cls.nodes))
         for node in cls.nodes:
             if not node.has_keys or node.path in dev.sources:
                 continue
@@ -508,8 +524,9 @@ class ScannerReader:
         self._selector.close()
 
 
-def node_entry(node: devmod.InputNode, cls: devmod.Classification | None, layout: str) -> dict:
-    """One device of ``scanner list --json``."""
+def node_entry(node: devmod.InputNode, cls: devmod.Classification | None, config: DecoderConfig) -> dict:
+    """One device of ``scanner list --json``; ``layout`` is ``auto`` or the fixed one, ``fallback`` the one
+    ``auto`` falls back to."""
     return {
         "path": node.path,
         "name": node.name,
@@ -520,6 +537,7 @@ def node_entry(node: devmod.InputNode, cls: devmod.Classification | None, layout
         "can_type_codes": node.can_type_codes,
         "douchette": bool(cls and cls.douchette),
         "why": cls.why if cls else (node.error or "sends no keys"),
-        "layout": layout if cls and cls.douchette else None,
+        "layout": config.layout if cls and cls.douchette else None,
+        "fallback": config.fallback if cls and cls.douchette and config.layout == AUTO else None,
         **({"error": node.error} if node.error else {}),
     }

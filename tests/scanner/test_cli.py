@@ -122,3 +122,15 @@ def test_listen_and_type_end_to_end(tmp_path: Path) -> None:
 def test_type_without_a_listener_says_what_to_run(tmp_path: Path) -> None:
     out = run_cli("scanner", "type", "123", "--socket", str(tmp_path / "nobody.sock"))
     assert out.returncode == 1 and "scanner listen --virtual" in out.stderr
+
+
+def test_device_option_takes_an_optional_layout() -> None:
+    from terminal.cli import build_parser
+    from terminal.scanner.cli import reader_config
+
+    args = build_parser().parse_args(
+        ["scanner", "listen", "--device", "0c2e:0b61=fr", "--device", "QEMU USB Keyboard", "--device", "a=b"]
+    )
+    cfg = reader_config(args)
+    assert cfg.devices == ("0c2e:0b61", "QEMU USB Keyboard", "a=b")
+    assert cfg.layouts == (("0c2e:0b61", "fr"),)

@@ -236,3 +236,18 @@ def test_two_douchettes_typing_at_once(kernel, start, collector) -> None:
         kernel.type(b, eb[i : i + 6])
     got = {(r.device, r.text, r.layout) for r in collector.wait(2)}
     assert got == {("1a2c:2124@usb-1", PASS, "us"), ("1a2c:2124@usb-2", OTHER, "fr")}
+
+
+def test_per_device_layout_is_the_fallback_for_codes_that_are_not_pass_numbers(kernel, start, collector) -> None:
+    fr = kernel.plug("Barcode Scanner", port="usb-1")
+    us = kernel.plug("Barcode Scanner", port="usb-2")
+    reader = start(layouts=(("/dev/null-not-this", "us"), (fr.path, "fr")))
+    wait_until(lambda: fr.grabbed_by is not None and us.grabbed_by is not None)
+    kernel.type(fr, type_text("AB-12", "fr"))
+    assert [(r.text, r.layout) for r in collector.wait(1)] == [("AB-12", "fr")]
+    kernel.type(us, type_text("AB-12", "us"))
+    assert [(r.text, r.layout) for r in collector.wait(2)[1:]] == [("AB-12", "us")]
+    kernel.type(fr, type_text(PASS, "us"))  # a pass number is still recognised in any layout
+    assert [(r.text, r.layout) for r in collector.wait(3)[2:]] == [(PASS, "us")]
+    fallbacks = {d["path"]: d["fallback"] for d in reader.devices()}
+    assert fallbacks == {fr.path: "fr", us.path: "us"}
