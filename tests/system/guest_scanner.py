@@ -4,9 +4,10 @@ The host types on the guest's USB keyboard when this script prints a ``READY-...
 reports what the reader wrote with ``GUEST: LINE ...`` lines and a final ``GUEST: RESULT {json}``. The host
 test (test_scanner_qemu.py) makes the assertions. Steps:
 
-1. start reader A (``scanner listen --device 0627:0001``, QEMU's keyboard configured as a douchette), wait
-   until it has grabbed the keyboard; start reader B (the same command) and a plain evdev reader that does not
-   grab (a "focused page"); B must report the device busy;
+1. ``scanner list`` sees the keyboard and does not call it a douchette; start reader A (``scanner listen
+   --device 0627:0001``: QEMU's keyboard configured as a douchette), wait until it has grabbed the keyboard;
+   start reader B (the same command) and a plain evdev reader that does not grab (a "focused page"); B must
+   report the device busy; ``scanner list --device ...`` shows it grabbed;
 2. READY-SCAN: the host types a pass number as a US scanner, then one as an AZERTY scanner;
 3. stop B and the spy, report what they got (nothing);
 4. READY-UNPLUG: the host types half a pass number and unplugs the keyboard (``device_del``); A must
@@ -105,9 +106,18 @@ def spy(path: str, got: list, stop: threading.Event) -> None:
     device.close()
 
 
+def scanner_list(*args: str) -> list[dict]:
+    out = subprocess.run([sys.executable, "-m", "terminal.cli", "scanner", "list", "--json", *args], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    if out.returncode != 0:
+        raise SystemExit(f"scanner list failed: {out.stderr}")
+    return [d for d in json.loads(out.stdout)["devices"] if "QEMU USB Keyboard" in d["name"]]
+
+
 def main() -> None:
     started = time.monotonic()
     path = keyboard_path()
+    RESULT["list_unconfigured"] = scanner_list()  # a plain keyboard: not a douchette
     a = Reader("A")
     a.wait_log("as douchette")
     RESULT["a_ready_s"] = round(time.monotonic() - started, 1)
@@ -117,6 +127,7 @@ def main() -> None:
     stop_spy = threading.Event()
     threading.Thread(target=spy, args=(path, spied, stop_spy), daemon=True).start()
 
+    RESULT["list_configured"] = scanner_list("--device", "0627:0001")  # douchette, grabbed (by A)
     say("READY-SCAN")
     RESULT["scans"] = [a.next_line(), a.next_line()]
     time.sleep(0.5)

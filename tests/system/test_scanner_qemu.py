@@ -67,6 +67,11 @@ def test_reader_in_a_real_kernel(guest: Guest) -> None:
         {"device": device, "code": US_PASS, "layout": "us"},
         {"device": device, "code": FR_PASS, "layout": "fr"},
     ]
+    # scanner list: the keyboard is no douchette unless configured; configured, it shows grabbed (by our reader).
+    [plain] = result["list_unconfigured"]
+    assert plain["douchette"] is False and plain["grabbed"] is False and plain["can_type_codes"]
+    [configured] = result["list_configured"]
+    assert configured["douchette"] and configured["grabbed"] and configured["id"] == device
     # Nothing reached anyone else while our reader held the grab.
     assert result["b_log_busy"] and result["b_output"] == ""
     assert result["spied_keys"] == 0
