@@ -47,6 +47,8 @@ def error_response(error: ServiceError) -> Response:
 
 def parse_body(model: type[M]) -> M:
     raw = request.get_data(cache=False)
+    if b"\\u0000" in raw:  # PostgreSQL text cannot hold NUL; no field of ours has a use for it
+        raise ServiceError(400, "invalid_request", "Caractère NUL refusé.", {"body": "NUL character"})
     try:
         return model.model_validate_json(raw or b"")
     except ValidationError as error:
@@ -74,13 +76,29 @@ def device_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def int_arg(name: str, *, required: bool) -> int | None:
     value = request.args.get(name)
-    if value is None or value == "":
+    if value is None:
         if required:
             raise ServiceError(400, "invalid_request", f"Paramètre « {name} » manquant.", {name: "required"})
         return None
     if not value.isascii() or not value.isdigit() or len(value) > 9 or int(value) < 1:
         raise ServiceError(400, "invalid_request", f"Paramètre « {name} » non valable.", {name: "positive integer"})
     return int(value)
+
+
+QUERY_PARAMETERS: dict[str, frozenset[str]] = {
+    "api_v1.pass_validity": frozenset({"service", "point"}),
+    "api_v1.get_snapshot": frozenset({"since"}),
+    "api_v1.get_statement": frozenset({"month"}),
+}
+
+
+@bp.before_request
+def refuse_unknown_query_parameters() -> None:
+    """Query strings are as strict as bodies: a parameter the endpoint does not know is a 400."""
+    unknown = sorted(set(request.args) - QUERY_PARAMETERS.get(request.endpoint or "", frozenset()))
+    if unknown:
+        fields = {name[:64]: "unknown parameter" for name in unknown[:20]}
+        raise ServiceError(400, "invalid_request", "Paramètre inconnu.", fields)
 
 
 @bp.get("/health")
@@ -146,7 +164,9 @@ def get_snapshot() -> Any:
 @bp.get("/statements")
 @device_required
 def get_statement() -> Any:
-    month = request.args.get("month") or month_of(now())
+    month = request.args.get("month")
+    if month is None:
+        month = month_of(now())
     with _ctx().engine.connect() as conn:
         return statements.statement(conn, g.device.organisation_id, month)
 

@@ -1,0 +1,50 @@
+"""schemathesis against ``/api/v1/openapi.json`` of the served app: for every operation, generated valid
+and invalid requests never get a 5xx, and every response matches the document (status, content type,
+body schema); invalid data is refused with a 4xx."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+EXAMPLES = 25
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_api_conforms_to_its_openapi_document(central, mode):
+    org, _ = central.organisation()
+    device = central.device(org)
+    central.carnets(2, 10)
+    schema = schemathesis.openapi.from_url(central.url("/api/v1/openapi.json"))
+    headers = {"Authorization": f"Bearer {device.token}"}
+    checks = CHECKS + ([negative_data_rejection] if mode is GenerationMode.NEGATIVE else [])
+    seen = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        seen += 1
+        raw = operation.definition.raw
+        if mode is GenerationMode.NEGATIVE and not (raw.get("parameters") or raw.get("requestBody")):
+            continue  # nothing to get wrong
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def check(case: schemathesis.Case) -> None:
+            case.call_and_validate(base_url=central.base, headers=headers, checks=checks)
+
+        check()
+    assert seen == 8
