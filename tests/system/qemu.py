@@ -79,11 +79,14 @@ def _run(*cmd: str, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
+def _which(tool: str) -> str | None:
+    """``shutil.which``, also looking in the sbin folders a non-root PATH may lack (depmod)."""
+    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+
+
 def require_qemu() -> None:
     """Fail with a clear message when the tools the guest needs are missing."""
-    missing = [
-        tool for tool in ("qemu-system-x86_64", "apt-get", "dpkg-deb", "cpio", "depmod") if not shutil.which(tool)
-    ]
+    missing = [tool for tool in ("qemu-system-x86_64", "apt-get", "dpkg-deb", "cpio", "depmod") if not _which(tool)]
     if missing:
         raise QemuUnavailable(
             f"cannot run the QEMU system test: missing {', '.join(missing)}; "
@@ -130,7 +133,7 @@ def build_guest(cache: Path = CACHE) -> tuple[Path, Path]:
         tree, bb = work / "kernel", work / "busybox"
         for deb in work.glob("*.deb"):
             _run("dpkg-deb", "-x", str(deb), str(bb if deb.name.startswith("busybox") else tree))
-        _run("depmod", "-b", str(tree), kver)
+        _run(_which("depmod") or "depmod", "-b", str(tree), kver)
         root = work / "initramfs"
         for d in ("bin", "mods", "proc", "sys", "dev", "host"):
             (root / d).mkdir(parents=True)

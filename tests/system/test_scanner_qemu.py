@@ -48,9 +48,9 @@ def test_reader_in_a_real_kernel(guest: Guest) -> None:
     guest.press(key_transitions(FR_PASS, "fr") + ENTER)
 
     guest.wait_for("READY-UNPLUG", timeout=90)
-    guest.press(key_transitions(US_PASS[:9], "us"))  # half a scan, no Enter...
-    time.sleep(0.3)
-    guest.unplug()  # ...and the scanner is pulled out
+    guest.press(key_transitions(US_PASS[:9], "us"))  # half a scan, no Enter
+    time.sleep(0.5)  # read by the guest (a removed evdev node returns ENODEV, not what was queued)...
+    guest.unplug()  # ...and then the scanner is pulled out, well within the reader's 1 s idle timeout
 
     guest.wait_for("READY-REPLUG", timeout=90)
     guest.replug()
