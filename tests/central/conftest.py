@@ -13,20 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 import waitress.server
@@ -35,70 +28,23 @@ from sqlalchemy import Engine
 from central.app import create_app
 from central.config import Settings
 from central.db import make_engine, migrate
+from central.pgtemp import PostgresUnavailable, TempCluster
 from central.services import admin
 
-PG_BIN = Path(os.environ.get("APTIC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SECRET = b"test-secret-key-never-in-the-database"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
-@dataclass
-class PgServer:
-    port: int
-    directory: Path
-    counter: itertools.count = field(default_factory=lambda: itertools.count(1))
-
-    def admin_dsn(self) -> str:
-        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
-
-    def new_database(self) -> str:
-        name = f"central_{os.getpid()}_{next(self.counter)}"
-        with psycopg.connect(self.admin_dsn(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
-
-
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL binaries not found in {PG_BIN}: run `scripts/bootstrap test` (make test does)")
-    directory = Path(tempfile.mkdtemp(prefix="aptic-pg-"))
-    data = directory / "data"
-    if os.geteuid() == 0:
-        shutil.chown(directory, "postgres", "postgres")
-    port = free_port()
-    log = directory / "server.log"
-    subprocess.run(
-        _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    started = subprocess.run(
-        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]),
-        capture_output=True,
-        text=True,
-    )
-    if started.returncode != 0:
-        text = log.read_text() if log.exists() else ""
-        pytest.fail(f"PostgreSQL did not start: {started.stdout}{started.stderr}\n{text}")
-    server = PgServer(port, directory)
+def pg_server() -> Iterator[TempCluster]:
+    """The session's PostgreSQL cluster; a clear failure (never a skip) if it cannot start."""
     try:
-        yield server
+        cluster = TempCluster.start()
+    except PostgresUnavailable as error:
+        pytest.fail(str(error))
+    try:
+        yield cluster
     finally:
-        subprocess.run(
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
-        )
-        shutil.rmtree(directory, ignore_errors=True)
+        cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

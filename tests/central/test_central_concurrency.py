@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import SECRET, free_port
+from conftest import SECRET
 from sqlalchemy import func, select
 
 from central import schema as t
 from central.db import make_engine, migrate
+from central.pgtemp import free_port
 from central.services import activation, admin
 from central.services.common import local_date
 
