@@ -4,7 +4,8 @@
   "value"}``, optionally ``"device"``), one JSON line per finished read on stdout: ``{"code", "layout"}`` or
   ``{"discarded", "reason"}`` (with ``"device"`` when the input names devices).
 - ``scanner listen [--layout ...] [--device NAME_OR_PATH]... [--virtual [SOCKET]]``: grab the douchettes of
-  this machine (hotplug included) and write the same lines, each with ``"device"``, until stopped.
+  this machine (hotplug included) and write the same lines, each with ``"device"``, until stopped
+  (``--times``: also ``"monotonic"`` and ``"wall"``, the times of the terminating key event).
 - ``scanner list [--json]``: the input devices seen, which are douchettes, grabbed or not, layout.
 - ``scanner type TEXT [--socket PATH] [--layout us|fr]``: scan TEXT on a virtual douchette.
 """
@@ -50,6 +51,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     listen.add_argument("--virtual-layout", choices=sorted(LAYOUTS), default="us",
                         help="layout the virtual douchette types in (default us)")  # fmt: skip
+    listen.add_argument("--times", action="store_true",
+                        help='add "monotonic" and "wall" (of the terminating key event) to each line')  # fmt: skip
     listen.set_defaults(func=cmd_listen)
 
     lst = sub.add_parser("list", help="list input devices: douchettes, grabbed or not, layout")
@@ -220,11 +223,14 @@ def cmd_listen(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
             sys.stdout.flush()
 
+    def times(x: ScanRead | ScanDiscard) -> dict:
+        return {"monotonic": round(x.monotonic, 6), "wall": round(x.wall, 6)} if args.times else {}
+
     def on_read(r: ScanRead) -> None:
-        write({"device": r.device, "code": r.text, "layout": r.layout})
+        write({"device": r.device, "code": r.text, "layout": r.layout, **times(r)})
 
     def on_discard(d: ScanDiscard) -> None:
-        write({"device": d.device, "discarded": d.text, "reason": d.reason})
+        write({"device": d.device, "discarded": d.text, "reason": d.reason, **times(d)})
 
     reader = ScannerReader(on_read, on_discard, reader_config(args, decoder_config(args)))
     done = threading.Event()

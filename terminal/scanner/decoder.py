@@ -27,9 +27,10 @@ No I/O, no clock, no evdev: the reader feeds it, tests feed it lists. What it do
   one read can be decoded in several layouts. ``layout="auto"`` keeps the layout that gives a well-formed pass
   number (18 digits, check digits; :func:`aptic.passnumber.is_well_formed`), trying the configured
   ``fallback`` first, otherwise decodes with the ``fallback``. When several layouts give the same pass number
-  (digits typed with CapsLock on read the same in US and AZERTY) the read says the ``fallback``. Keypad digits and Alt+numpad decimal codes
-  (Alt held, keypad digits, Alt released; ``0``-prefixed codes are Windows-1252, others code page 437) are
-  the same in every layout; a read typed only with them says ``keypad`` or ``altnum``.
+  (digits typed with CapsLock on read the same in US and AZERTY) the read says the ``fallback``.
+- Keypad digits and Alt+numpad decimal codes (Alt held, keypad digits, Alt released; ``0``-prefixed codes are
+  Windows-1252, others code page 437) are the same in every layout; a read typed only with them says
+  ``keypad`` or ``altnum``.
 - Keypad digits are digits whatever the NumLock state, because a douchette that sends keypad keys always
   means digits and cannot know the host's NumLock; ``numlock_strict=True`` gives the keyboard behaviour
   (NumLock off: keypad digits are arrows and type nothing).

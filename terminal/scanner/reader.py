@@ -449,9 +449,11 @@ class ScannerReader:
             if links is None:
                 links = devmod._links(input_dir)
             node = devmod.probe(path, links.get(os.path.realpath(path), ()))
+            log.debug("probed %s: %s", path, node.error or f"{node.name!r} {node.vidpid} {node.phys}")
             with self._lock:
                 self._nodes[path] = node
-                self._stamps[path] = stamp
+                if not node.error or node.error.startswith("permission"):
+                    self._stamps[path] = stamp  # else (a node still being set up?) probe it again next time
             changed = True
             if node.error and path not in self._warned:
                 self._warned.add(path)

@@ -8,7 +8,8 @@ test (test_scanner_qemu.py) makes the assertions. Steps:
    --device 0627:0001``: QEMU's keyboard configured as a douchette), wait until it has grabbed the keyboard;
    start reader B (the same command) and a plain evdev reader that does not grab (a "focused page"); B must
    report the device busy; ``scanner list --device ...`` shows it grabbed;
-2. READY-SCAN: the host types a pass number as a US scanner, then one as an AZERTY scanner;
+2. READY-SCAN: the host types a pass number as a US scanner, then one as an AZERTY scanner; READY-TIMEOUT:
+   a few digits and no Enter, which A must discard after its idle timeout with no further event;
 3. stop B and the spy, report what they got (nothing);
 4. READY-UNPLUG: the host types half a pass number and unplugs the keyboard (``device_del``); A must
    discard the partial read as ``unplugged``, stay alive, and use no CPU;
@@ -35,7 +36,7 @@ sys.path.insert(0, str(REPO))
 import evdev  # noqa: E402
 
 CLI = [sys.executable, "-m", "terminal.cli", "-v", "scanner", "listen", "--device", "0627:0001",
-       "--idle-timeout", "1.0", "--no-heuristics"]  # fmt: skip
+       "--idle-timeout", "1.0", "--no-heuristics", "--times"]  # fmt: skip
 RESULT: dict[str, object] = {}
 
 
@@ -75,9 +76,15 @@ class Reader:
         raise SystemExit(f"reader {self.name}: no log line {text!r} (#{count}); log: {[line for _, line in self.log]}")
 
     def next_line(self, timeout: float = 60) -> dict:
+        """The next JSON line, its times replaced by how long before its arrival they were (``lag_*``)."""
         line = self.lines.get(timeout=timeout)
+        wall, mono = time.time(), time.monotonic()
         say(f"LINE {self.name} {line}")
-        return json.loads(line)
+        doc = json.loads(line)
+        if "wall" in doc:
+            doc["lag_wall"] = round(wall - doc.pop("wall"), 3)
+            doc["lag_monotonic"] = round(mono - doc.pop("monotonic"), 3)
+        return doc
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -130,6 +137,8 @@ def main() -> None:
     RESULT["list_configured"] = scanner_list("--device", "0627:0001")  # douchette, grabbed (by A)
     say("READY-SCAN")
     RESULT["scans"] = [a.next_line(), a.next_line()]
+    say("READY-TIMEOUT")
+    RESULT["timeout"] = a.next_line()
     time.sleep(0.5)
     stop_spy.set()
     b.proc.terminate()
@@ -155,6 +164,7 @@ def main() -> None:
         time.sleep(0.01)
     grabbed = a.wait_log("as douchette", count=2)
     RESULT["replug_pickup_s"] = round(grabbed - appeared, 3) if appeared else None
+    RESULT["replug_log"] = [f"{t - (appeared or 0):+.3f} {line[24:]}" for t, line in a.log[-6:]]
 
     say("READY-SCAN3")
     RESULT["scan3"] = a.next_line()

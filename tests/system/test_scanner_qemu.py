@@ -46,6 +46,8 @@ def test_reader_in_a_real_kernel(guest: Guest) -> None:
     guest.wait_for("READY-SCAN", timeout=180)
     guest.press(key_transitions(US_PASS, "us") + ENTER)
     guest.press(key_transitions(FR_PASS, "fr") + ENTER)
+    guest.wait_for("READY-TIMEOUT", timeout=90)
+    guest.press(key_transitions("4242", "us"))  # no Enter: a scanner that sends no terminator
 
     guest.wait_for("READY-UNPLUG", timeout=90)
     guest.press(key_transitions(US_PASS[:9], "us"))  # half a scan, no Enter
@@ -63,10 +65,17 @@ def test_reader_in_a_real_kernel(guest: Guest) -> None:
     device = result["scans"][0]["device"]
     assert device.startswith("0627:0001@usb-")
     # Decoded exactly, and the layout was found from the pass number.
-    assert result["scans"] == [
+    assert [{k: scan[k] for k in ("device", "code", "layout")} for scan in result["scans"]] == [
         {"device": device, "code": US_PASS, "layout": "us"},
         {"device": device, "code": FR_PASS, "layout": "fr"},
     ]
+    # Times are those of the Enter key event, on the right clocks (read within a fraction of a second of it).
+    for scan in result["scans"]:
+        assert 0 <= scan["lag_wall"] < 0.5 and 0 <= scan["lag_monotonic"] < 0.5, scan
+    # No terminator: discarded once the idle timeout (1 s here) has passed, without waiting for another key.
+    timeout = result["timeout"]
+    assert (timeout["discarded"], timeout["reason"]) == ("4242", "timeout")
+    assert 0 <= timeout["lag_monotonic"] < 0.5
     # scanner list: the keyboard is no douchette unless configured; configured, it shows grabbed (by our reader).
     [plain] = result["list_unconfigured"]
     assert plain["douchette"] is False and plain["grabbed"] is False and plain["can_type_codes"]
@@ -76,7 +85,8 @@ def test_reader_in_a_real_kernel(guest: Guest) -> None:
     assert result["b_log_busy"] and result["b_output"] == ""
     assert result["spied_keys"] == 0
     # Pulled out mid-scan: the partial read is discarded, the reader lives on, idle.
-    assert result["unplug"] == {"device": device, "discarded": US_PASS[:9], "reason": "unplugged"}
+    unplug = {k: result["unplug"][k] for k in ("device", "discarded", "reason")}
+    assert unplug == {"device": device, "discarded": US_PASS[:9], "reason": "unplugged"}
     assert result["a_alive_after_unplug"]
     assert result["cpu_after_unplug_s"] < 0.3, "the reader is spinning after the unplug"
     # Plugged back: grabbed within 2 s of the node appearing, and it reads.
