@@ -22,7 +22,8 @@ from terminal.terminal import Terminal
 
 DEFAULTS: dict[str, Any] = {
     "MAX_STREAMS": 3,
-    "HEARTBEAT": 15.0,
+    "MAX_POLLS": 2,
+    "HEARTBEAT": 5.0,  # a closed tab frees its stream at the next heartbeat: keep it short on loopback
     "STREAM_SECONDS": 300.0,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "MEDIATEUR_IDLE_SECONDS": 300.0,
@@ -56,6 +57,7 @@ def create_app(kiosk: Kiosk, **config: Any) -> Flask:
     app.extensions["aptic.kiosk"] = kiosk
     app.extensions["aptic.bus"] = kiosk.terminal.bus
     app.extensions["aptic.stream_slots"] = threading.BoundedSemaphore(app.config["MAX_STREAMS"])
+    app.extensions["aptic.poll_slots"] = threading.BoundedSemaphore(app.config["MAX_POLLS"])
     security.install(app)
     app.register_blueprint(live)
     app.register_blueprint(api)

@@ -8,7 +8,7 @@ closed tab only when it writes), and ends after ``STREAM_SECONDS`` so the thread
 reconnects by itself and resumes from its last id.
 
 When a browser cannot hold a stream, the page polls ``/api/updates?after=ID``, which waits up to
-``wait`` seconds (at most 25) for news.
+``wait`` seconds (at most 25) for news; waiting polls are capped too (``MAX_POLLS``, default 2).
 """
 
 from __future__ import annotations
@@ -39,10 +39,7 @@ def _last_id(raw: str | None) -> int | None:
 def events() -> Response:
     slots: threading.BoundedSemaphore = current_app.extensions["aptic.stream_slots"]
     if not slots.acquire(blocking=False):
-        response = jsonify(error="Service Unavailable", message="too many live streams")
-        response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
+        return _busy("too many live streams")
     bus = _bus()
     config = current_app.config
     last = _last_id(request.headers.get("Last-Event-ID") or request.args.get("last_id"))
@@ -85,6 +82,22 @@ def updates() -> Response:
         wait = min(25.0, max(0.0, float(request.args.get("wait", "25"))))
     except ValueError:
         abort(400, description="wait must be a number of seconds")
-    found = bus.wait(last, timeout=wait) if last is not None else []
+    # A waiting poll holds a waitress thread until it times out, even after its tab has gone: cap them as
+    # the streams are, so the page's own requests always find a free thread.
+    slots: threading.BoundedSemaphore = current_app.extensions["aptic.poll_slots"]
+    if last is not None and wait > 0 and not slots.acquire(blocking=False):
+        return _busy("too many waiting polls")
+    try:
+        found = bus.wait(last, timeout=wait) if last is not None else []
+    finally:
+        if last is not None and wait > 0:
+            slots.release()
     return jsonify(last_id=found[-1].id if found else (bus.last_id if last is None else last),
                    events=[e.as_dict() for e in found])  # fmt: skip
+
+
+def _busy(message: str) -> Response:
+    response = jsonify(error="Service Unavailable", message=message)
+    response.status_code = 503
+    response.headers["Retry-After"] = "5"
+    return response

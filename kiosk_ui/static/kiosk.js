@@ -464,7 +464,7 @@ function handleEvent(kind, data) {
 const KINDS = ["scan", "entry", "submitted", "cancelled", "mode", "synced", "late_rejection", "refused", "sync"];
 
 function listen() {
-  if (!window.EventSource) { poll(); return; }
+  if (!window.EventSource) { poll(Infinity); return; }
   const source = new EventSource("/events");
   let failures = 0;
   for (const kind of KINDS) {
@@ -474,18 +474,25 @@ function listen() {
       handleEvent(kind, JSON.parse(event.data));
     });
   }
-  source.addEventListener("open", () => { failures = 0; refresh(); });
-  source.addEventListener("error", () => {
+  source.addEventListener("open", () => { failures = 0; document.body.dataset.live = "sse"; refresh(); });
+  source.addEventListener("error", async () => {
     failures += 1;
-    if (failures >= 5) { source.close(); poll(); } // the server is full of streams or refuses them
+    // A refused stream (503: too many open) closes the EventSource for good: poll instead for a minute,
+    // then try a stream again. Repeated network errors lead to the same.
+    if (source.readyState === EventSource.CLOSED || failures >= 5) {
+      source.close();
+      await poll(Date.now() + 10000);
+      listen();
+    }
   });
 }
 
-async function poll() {
-  for (;;) {
+async function poll(until) {
+  document.body.dataset.live = "poll";
+  while (Date.now() < until) {
     const after = ui.lastEventId === null ? "" : `after=${ui.lastEventId}&`;
-    const { ok, data } = await call(`/api/updates?${after}wait=20`);
-    if (!ok) { await new Promise((r) => setTimeout(r, 2000)); continue; }
+    const { ok, data } = await call(`/api/updates?${after}wait=8`);
+    if (!ok) { await new Promise((r) => setTimeout(r, 1000)); continue; }
     if (ui.lastEventId === null) { ui.lastEventId = data.last_id; continue; }
     for (const event of data.events) handleEvent(event.kind, event.data);
     ui.lastEventId = data.last_id;

@@ -247,3 +247,19 @@ def test_the_page_is_small_and_self_contained(kiosk: Served) -> None:
     assert total < 300 * 1024
     assert "http://" not in html.text and "https://" not in html.text
     assert json.loads(requests.get(kiosk.url + "/healthz", timeout=5).text) == {"status": "ok"}
+
+
+@pytest.mark.parametrize("kiosk", [{"MAX_STREAMS": 1}], indirect=True)
+def test_verdicts_still_arrive_when_no_live_stream_is_left(browser: Browser, kiosk: Served, sse) -> None:
+    hog = sse(kiosk)  # another client holds the only stream: the page's EventSource gets 503
+    hog.message()
+    context = browser.new_context(viewport=SIZES["7in"])
+    page = context.new_page()
+    page.goto(kiosk.url)
+    expect(page.locator("#place-name")).to_have_text("Médiathèque Jean-Jacques Rousseau")
+    page.wait_for_timeout(500)  # the page has met the 503 and is polling /api/updates
+    scan(kiosk, pass_number(40, 1))
+    expect(page.locator("#verdict")).to_be_visible(timeout=3000)
+    expect(page.locator("#verdict-pass")).to_contain_text("0000040")
+    context.close()
+    hog.close()

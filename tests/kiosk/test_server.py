@@ -134,3 +134,19 @@ def test_long_polling_fallback(kiosk) -> None:
 def test_bad_event_ids_get_a_clear_400(kiosk) -> None:
     r = requests.get(f"{kiosk.url}/api/updates", params={"after": "x"}, timeout=5)
     assert r.status_code == 400 and "integer" in r.json()["message"]
+
+
+@pytest.mark.parametrize("kiosk", [{"MAX_POLLS": 1}], indirect=True)
+def test_waiting_polls_are_capped_too(kiosk) -> None:
+    last = kiosk.bus.last_id
+    waiting = threading.Thread(
+        target=requests.get, args=(f"{kiosk.url}/api/updates",), kwargs={"params": {"after": last, "wait": 1.5}}
+    )
+    waiting.start()
+    time.sleep(0.3)
+    over = requests.get(f"{kiosk.url}/api/updates", params={"after": last, "wait": 1}, timeout=5)
+    assert over.status_code == 503 and over.headers["Retry-After"] == "5"
+    assert requests.get(f"{kiosk.url}/healthz", timeout=5).status_code == 200
+    waiting.join()
+    again = requests.get(f"{kiosk.url}/api/updates", params={"after": last, "wait": 0.1}, timeout=5)
+    assert again.status_code == 200
