@@ -98,6 +98,37 @@ def dialect_insert(conn: Connection, table: Table) -> Any:
     return sqlite.insert(table)
 
 
+def insert_ignore_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows`` with ``ON CONFLICT DO NOTHING`` through the driver's ``executemany``; return how many
+    were inserted (the others hit a unique key).
+
+    This is the hot path of ingest. SQLAlchemy would render one multi-row ``VALUES`` statement per batch,
+    which psycopg re-parses every time (thousands of placeholders, too long for its statement cache); the
+    driver's ``executemany`` sends one short statement (pipelined on psycopg). Values go through each
+    column type's own bind processor, so they are stored exactly as SQLAlchemy would store them.
+    """
+    if not rows:
+        return 0
+    columns = [c for c in table.columns if c.name in rows[0]]
+    dialect = conn.dialect
+    processors = [c.type._cached_bind_processor(dialect) for c in columns]
+    mark = "%s" if dialect.name == "postgresql" else "?"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING"
+    )
+    params = [
+        tuple(row[c.name] if proc is None else proc(row[c.name]) for c, proc in zip(columns, processors, strict=True))
+        for row in rows
+    ]
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, params)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("central") / "migrations"))

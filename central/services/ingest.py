@@ -33,9 +33,9 @@ from sqlalchemy.exc import DBAPIError
 
 from aptic.passnumber import Authenticator, PassNumber, PassNumberError, parse
 from aptic.places import Place
-from aptic.rules import PriorUse, judge
+from aptic.rules import Order, PriorUse, judge
 from central import schema as t
-from central.db import dialect_insert, write_transaction
+from central.db import insert_ignore_many, write_transaction
 from central.services.common import local_date, month_of, place_from_rows
 from central.services.passes import load_carnets, order_for, prior_uses, withdrawn_after
 from central.services.statements import closed_month_set, payment_month
@@ -150,6 +150,7 @@ def _ingest(
     new_scans: list[dict[str, Any]] = []
     new_uses: list[dict[str, Any]] = []
     decided: dict[str, dict[str, Any]] = {}
+    orders_memo: dict[tuple[int, str, bool], Order] = {}
     for s in scans:
         if s.id in known:
             results.append(known[s.id])
@@ -178,7 +179,7 @@ def _ingest(
             )
             order = None
         else:
-            order = order_for(number, carnet_facts, auth, when) if number is not None else None
+            order = order_for(number, carnet_facts, auth, when, orders_memo) if number is not None else None
             verdict = judge(
                 number if number is not None else s.pass_number,
                 order=order,
@@ -240,14 +241,8 @@ def _ingest(
         decided[s.id] = _result(row)
         results.append(decided[s.id])
 
-    if new_scans:
-        stmt = dialect_insert(conn, t.scans).on_conflict_do_nothing().returning(t.scans.c.id)
-        stored = conn.execute(stmt, new_scans).all()
-        if len(stored) != len(new_scans):
-            raise _LostRace
-    if new_uses:
-        stmt = dialect_insert(conn, t.pass_uses).on_conflict_do_nothing().returning(t.pass_uses.c.pass_number)
-        stored = conn.execute(stmt, new_uses).all()
-        if len(stored) != len(new_uses):
-            raise _LostRace
+    if insert_ignore_many(conn, t.scans, new_scans) != len(new_scans):
+        raise _LostRace
+    if insert_ignore_many(conn, t.pass_uses, new_uses) != len(new_uses):
+        raise _LostRace
     return results

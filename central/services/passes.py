@@ -61,16 +61,29 @@ def issued(number: PassNumber, facts: CarnetFacts | None, auth: Authenticator) -
     return facts is not None and number.position <= facts.size and authentic(number, auth)
 
 
-def order_for(number: PassNumber, facts: CarnetFacts | None, auth: Authenticator, when: datetime) -> Order | None:
+def order_for(
+    number: PassNumber,
+    facts: CarnetFacts | None,
+    auth: Authenticator,
+    when: datetime,
+    memo: dict[tuple[int, str, bool], Order] | None = None,
+) -> Order | None:
     """The rules' view of the pass's order at ``when``: None if not issued; blocked or cancelled only if that
-    happened at or before ``when`` (a scan made before the block still counts)."""
+    happened at or before ``when`` (a scan made before the block still counts). ``memo`` shares the built
+    ``Order`` objects across a batch."""
     if facts is None or not issued(number, facts, auth):
         return None
-    blocked = frozenset({facts.carnet}) if facts.blocked_at is not None and facts.blocked_at <= when else frozenset()
-    order = order_from_row(facts.order, facts.commanditaire, blocked)
+    blocked = facts.blocked_at is not None and facts.blocked_at <= when
     cancelled_at = utc(facts.order.cancelled_at)
-    if cancelled_at is not None and cancelled_at > when:
+    live = cancelled_at is not None and cancelled_at > when
+    key = (facts.order_id, facts.carnet if blocked else "", live)
+    if memo is not None and key in memo:
+        return memo[key]
+    order = order_from_row(facts.order, facts.commanditaire, frozenset({facts.carnet}) if blocked else frozenset())
+    if live:
         order = replace(order, cancelled=False)
+    if memo is not None:
+        memo[key] = order
     return order
 
 

@@ -1,0 +1,253 @@
+"""Bench of the central (issue 4): ingest rate and validity latency, on SQLite and PostgreSQL.
+
+* Ingest: scans/s through ``services.ingest`` in batches of 500 (all accepted: each pass once), beside the
+  ceiling of raw inserts of the very same rows (``scans`` and ``pass_uses``) with the same driver
+  (``sqlite3`` / ``psycopg`` ``executemany``, one transaction per batch of 500). Targets: >= 2,000 scans/s
+  and >= 0.3 of the ceiling.
+* Validity: ``GET /api/v1/passes/{n}/validity`` against ``aptic-central serve`` (a separate process),
+  8 concurrent clients with keep-alive, one million issued passes (100,000 carnets of 10, inserted in
+  bulk); median and p99. Target: p99 < 20 ms.
+
+Environment: ``BENCH_CENTRAL_SCANS`` (default 20,000), ``BENCH_CENTRAL_PASSES`` (default 1,000,000),
+``BENCH_CENTRAL_REQUESTS`` (default 4,000).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import Engine, select
+
+from aptic.passnumber import build, hmac_authenticator
+from central import schema as t
+from central.db import make_engine, migrate
+from central.pgtemp import PostgresUnavailable, TempCluster, free_port
+from central.services import activation, admin, ingest
+
+SECRET = b"bench-secret"
+BATCH = 500
+CLIENTS = 8
+INGEST_TARGET = 2000
+RATIO_TARGET = 0.3
+P99_TARGET_MS = 20.0
+
+
+def _n(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _setup(engine: Engine, now: datetime) -> tuple[int, int, int, str]:
+    org = admin.add_organisation(engine, "Bench", "12345678901234", now)
+    point = admin.add_point(engine, org, "Bench", "33063", ["BIB"], now)
+    kit = admin.add_kit(engine, org, now)
+    body = activation.activate(
+        engine, kit["kit_number"], kit["activation_code"], {"serial": "b", "model": "b", "software_version": "0"}, now
+    )
+    return org, point, body["device_id"], body["token"]
+
+
+def _ingest_rows(engine: Engine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    with engine.connect() as conn:
+        scans = [dict(r) for r in conn.execute(select(t.scans).order_by(t.scans.c.received_at)).mappings()]
+        uses = [dict(r) for r in conn.execute(select(t.pass_uses).order_by(t.pass_uses.c.id)).mappings()]
+    return scans, uses
+
+
+def _raw_ceiling(url: str, scans: list[dict[str, Any]], uses: list[dict[str, Any]], now: datetime) -> float:
+    """Scans/s for inserting the same rows with the bare driver, 500 scans (and their uses) per transaction."""
+    engine = make_engine(url)
+    migrate(engine)
+    _setup(engine, now)  # the device and points the rows refer to
+    scan_cols = [c.name for c in t.scans.columns]
+    use_cols = [c.name for c in t.pass_uses.columns if c.name != "id"]
+    pg = engine.dialect.name == "postgresql"
+    mark = "%s" if pg else "?"
+    scan_sql = f"INSERT INTO scans ({', '.join(scan_cols)}) VALUES ({', '.join([mark] * len(scan_cols))})"
+    use_sql = f"INSERT INTO pass_uses ({', '.join(use_cols)}) VALUES ({', '.join([mark] * len(use_cols))})"
+
+    def convert(value: Any) -> Any:
+        if not pg and isinstance(value, datetime):
+            return value.replace(tzinfo=None).isoformat(sep=" ")
+        return value
+
+    scan_rows = [tuple(convert(r[c]) for c in scan_cols) for r in scans]
+    use_rows = [tuple(convert(r[c]) for c in use_cols) for r in uses]
+    uses_by_scan = {r["scan_id"]: row for r, row in zip(uses, use_rows, strict=True)}
+    raw = engine.raw_connection()
+    try:
+        started = time.perf_counter()
+        for i in range(0, len(scan_rows), BATCH):
+            chunk = scan_rows[i : i + BATCH]
+            cur = raw.cursor()
+            if not pg:
+                cur.execute("BEGIN IMMEDIATE")
+            cur.executemany(scan_sql, chunk)
+            cur.executemany(use_sql, [uses_by_scan[row[0]] for row in chunk if row[0] in uses_by_scan])
+            raw.commit() if pg else cur.execute("COMMIT")
+            cur.close()
+        elapsed = time.perf_counter() - started
+    finally:
+        raw.close()
+        engine.dispose()
+    return len(scan_rows) / elapsed
+
+
+def bench_ingest(label: str, url: str, url_raw: str, count: int) -> None:
+    now = datetime.now(UTC)
+    year = now.year
+    engine = make_engine(url)
+    migrate(engine)
+    org, point, device, _ = _setup(engine, now)
+    carnets = (count + 9) // 10
+    order = admin.issue_carnets(
+        engine, SECRET, now, commanditaire="CD", millesime=year, carnets=carnets, size=10, with_passes=False
+    )
+    first = int(order["carnets"][0][3:])
+    auth = hmac_authenticator(SECRET)
+    batch: list[ingest.ScanIn] = []
+    batches: list[list[ingest.ScanIn]] = []
+    for serial in range(first, first + carnets):
+        for position in range(1, 11):
+            number = build(year, serial, position, auth)
+            batch.append(ingest.ScanIn(str(uuid.uuid4()), number, position, point, now, True, len(batch)))
+            if len(batch) == BATCH:
+                batches.append(batch)
+                batch = []
+    if batch:
+        batches.append(batch)
+    batches = [b for b in batches][: (count + BATCH - 1) // BATCH]
+    total = sum(len(b) for b in batches)
+    started = time.perf_counter()
+    accepted = 0
+    for b in batches:
+        results = ingest.ingest(engine, auth, device, org, b, now)
+        accepted += sum(r["status"] == "accepted" for r in results)
+    rate = total / (time.perf_counter() - started)
+    scans, uses = _ingest_rows(engine)
+    engine.dispose()
+    ceiling = _raw_ceiling(url_raw, scans, uses, now)
+    ratio = rate / ceiling
+    print(
+        f"ingest {label:10s} {rate:8.0f} scans/s ({accepted}/{total} accepted)   raw ceiling {ceiling:8.0f} scans/s"
+        f"   ratio {ratio:.2f}   targets >= {INGEST_TARGET} [{'ok' if rate >= INGEST_TARGET else 'MISSED'}],"
+        f" >= {RATIO_TARGET} [{'ok' if ratio >= RATIO_TARGET else 'MISSED'}]",
+        flush=True,
+    )
+
+
+def bench_validity(label: str, url: str, data_dir: Path, passes: int, requests_total: int) -> None:
+    now = datetime.now(UTC)
+    year = now.year
+    engine = make_engine(url)
+    migrate(engine)
+    _, point, _, token = _setup(engine, now)
+    started = time.perf_counter()
+    carnets = passes // 10
+    order = admin.issue_carnets(
+        engine, SECRET, now, commanditaire="CD", millesime=year, carnets=carnets, size=10, with_passes=False
+    )
+    first = int(order["carnets"][0][3:])
+    print(f"validity {label}: {carnets * 10:,} passes issued in {time.perf_counter() - started:.1f} s", flush=True)
+    engine.dispose()
+
+    port = free_port()
+    env = {**os.environ, "APTIC_CENTRAL_SECRET": SECRET.decode()}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "central.cli", "serve", "--db", url, "--data-dir", str(data_dir), "--port", str(port),
+         "--threads", str(CLIENTS)],
+        env=env, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(base + "/api/v1/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        auth = hmac_authenticator(SECRET)
+        rng = random.Random(4)
+        numbers = [
+            build(year, rng.randrange(first, first + carnets), rng.randrange(1, 11), auth)
+            for _ in range(requests_total)
+        ]
+        latencies: list[float] = []
+        lock = threading.Lock()
+
+        def client(part: list[str]) -> None:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {token}"
+            mine = []
+            for n in part:
+                t0 = time.perf_counter()
+                r = session.get(f"{base}/api/v1/passes/{n}/validity", params={"service": 1, "point": point}, timeout=10)
+                mine.append(time.perf_counter() - t0)
+                assert r.status_code == 200 and r.json()["valid"], r.text
+            with lock:
+                latencies.extend(mine)
+
+        # warm up, then measure
+        client(numbers[:50])
+        latencies.clear()
+        threads = [threading.Thread(target=client, args=(numbers[i::CLIENTS],)) for i in range(CLIENTS)]
+        started = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    ms = sorted(x * 1000 for x in latencies)
+    p99 = ms[int(len(ms) * 0.99) - 1]
+    print(
+        f"validity {label:10s} median {statistics.median(ms):6.2f} ms   p99 {p99:6.2f} ms   "
+        f"{len(ms) / elapsed:6.0f} req/s with {CLIENTS} clients   target p99 < {P99_TARGET_MS:.0f} ms "
+        f"[{'ok' if p99 < P99_TARGET_MS else 'MISSED'}]",
+        flush=True,
+    )
+
+
+def main() -> None:
+    scans = _n("BENCH_CENTRAL_SCANS", 20_000)
+    passes = _n("BENCH_CENTRAL_PASSES", 1_000_000)
+    calls = _n("BENCH_CENTRAL_REQUESTS", 4_000)
+    with tempfile.TemporaryDirectory(prefix="aptic-bench-") as tmp:
+        root = Path(tmp)
+        bench_ingest("sqlite", f"sqlite:///{root / 'ingest.db'}", f"sqlite:///{root / 'raw.db'}", scans)
+        try:
+            cluster = TempCluster.start()
+        except PostgresUnavailable as error:
+            print(f"PostgreSQL unavailable, its figures are missing: {error}")
+            cluster = None
+        if cluster is not None:
+            try:
+                bench_ingest("postgresql", cluster.new_database(), cluster.new_database(), scans)
+            finally:
+                pass
+        bench_validity("sqlite", f"sqlite:///{root / 'validity.db'}", root, passes, calls)
+        if cluster is not None:
+            try:
+                bench_validity("postgresql", cluster.new_database(), root, passes, calls)
+            finally:
+                cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
