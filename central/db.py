@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -111,16 +112,26 @@ def insert_ignore_many(conn: Connection, table: Table, rows: list[dict[str, Any]
         return 0
     columns = [c for c in table.columns if c.name in rows[0]]
     dialect = conn.dialect
-    processors = [c.type._cached_bind_processor(dialect) for c in columns]
     mark = "%s" if dialect.name == "postgresql" else "?"
     sql = (
         f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
         f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING"
     )
-    params = [
-        tuple(row[c.name] if proc is None else proc(row[c.name]) for c, proc in zip(columns, processors, strict=True))
-        for row in rows
-    ]
+    getter = itemgetter(*(c.name for c in columns))
+    converters = [(i, proc) for i, c in enumerate(columns) if (proc := c.type._cached_bind_processor(dialect))]
+    if not converters:
+        params: list[Any] = [getter(row) for row in rows]
+    else:
+        params = []
+        seen: dict[tuple[int, Any], Any] = {}  # a batch shares its receive time: convert each value once
+        for row in rows:
+            values = list(getter(row))
+            for i, proc in converters:
+                key = (i, values[i])
+                if key not in seen:
+                    seen[key] = proc(values[i])
+                values[i] = seen[key]
+            params.append(values)
     cursor = conn.connection.driver_connection.cursor()
     try:
         cursor.executemany(sql, params)
