@@ -9,7 +9,7 @@ here (to be reconciled with the central's)::
       "generated_at": "2026-11-22T14:00:00+00:00",
       "organisation": {"id": 1, "name": "Médiathèque de Bègles", "qualified": true,
                        "catalogue": [1, 2, 3]},                 # optional; absent = whole référentiel
-      "points": [{"id": 3, "name": "Bus numérique", "insee": "33039", "typologies": ["ITINERANT"],
+      "points_de_presence": [{"id": 3, "name": "Bus numérique", "insee": "33039", "typologies": ["ITINERANT"],
                   "catalogue": [1, 2]}],                        # optional; absent = the organisation's
       "orders": [{"id": 7, "commanditaire": "Département de la Gironde", "millesime": 2026,
                   "value_cents": 1000, "activated": true, "cancelled": false, "starts_on": null,
@@ -20,6 +20,9 @@ here (to be reconciled with the central's)::
       "used_passes": [{"pass_number": "18 digits", "service": 12, "organisation_id": 1,
                        "on": "2026-11-20", "place_name": "Médiathèque"}]
     }
+
+(``points`` is read too, for data saved before the central's name was known.) With ``?since=CURSOR`` the
+central answers with what changed (``"full": false``): :func:`merge` folds that into the saved JSON.
 
 Carnet ids are the first 10 digits of a pass number (``aptic.passnumber``); a range is inclusive and all
 carnet ids have the same length, so they compare as strings.
@@ -117,7 +120,7 @@ def _from_json(data: Mapping[str, Any]) -> Snapshot:
         else frozenset(referentiel.SERVICES)
     )  # fmt: skip
     places = {}
-    for point in data.get("points") or ():
+    for point in data.get("points_de_presence") or data.get("points") or ():
         catalogue = _ints(point["catalogue"]) if point.get("catalogue") is not None else default_catalogue
         places[int(point["id"])] = Place(
             point_id=int(point["id"]),
@@ -166,3 +169,28 @@ def _from_json(data: Mapping[str, Any]) -> Snapshot:
         ranges=tuple(ranges),
         used=used,
     )
+
+
+def merge(saved: Mapping[str, Any] | None, received: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON to save after receiving ``received`` from the central on top of ``saved``.
+
+    A full answer (``"full": true``, or nothing saved yet) replaces everything. An incremental one brings
+    the organisation and its points whole, orders to upsert by id, and blocked carnets and used passes to add
+    to the sets already known.
+    """
+    if saved is None or received.get("full", True):
+        return dict(received)
+    orders = {o["id"]: o for o in saved.get("orders") or ()}
+    orders.update({o["id"]: o for o in received.get("orders") or ()})
+    blocked = sorted({*(saved.get("blocked_carnets") or ()), *(received.get("blocked_carnets") or ())})
+    used: dict[tuple[str, int, str], Any] = {}
+    for use in [*(saved.get("used_passes") or ()), *(received.get("used_passes") or ())]:
+        used[(use["pass_number"], use["service"], use["on"])] = use
+    return {
+        **saved,
+        **received,
+        "full": True,  # what is saved is always a whole snapshot
+        "orders": list(orders.values()),
+        "blocked_carnets": blocked,
+        "used_passes": list(used.values()),
+    }

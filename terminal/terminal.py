@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -43,6 +43,8 @@ from terminal.snapshot import Snapshot, SnapshotError, from_json
 from terminal.store import OutboxFull, Store
 
 CANCEL_WINDOW = timedelta(minutes=15)
+OnlineCheck = Callable[[str, int, int], Mapping[str, Any] | None]
+"""``(pass digits, service, point) -> the central's validity answer``, or None when it cannot be had in time."""
 USED_STATUSES = ("accepted", "flagged")  # central results that count as a use of the pass
 
 
@@ -191,9 +193,10 @@ class UseIndex:
             self._pending_by_carnet.get(use.pass_number[:10], set()).discard(scan_id)
         return use
 
-    def for_carnet(self, carnet: str) -> list[PriorUse]:
-        pending = [self._pending[i] for i in self._pending_by_carnet.get(carnet, ())]
-        return [*self._known.get(carnet, ()), *pending]
+    def for_carnet(self, carnet: str, *, pending: bool = True) -> list[PriorUse]:
+        """Uses of the carnet's passes; without the pending scans' if ``pending`` is False."""
+        waiting = [self._pending[i] for i in self._pending_by_carnet.get(carnet, ())] if pending else []
+        return [*self._known.get(carnet, ()), *waiting]
 
 
 def _use_from_scan(scan: Mapping[str, Any]) -> PriorUse:
@@ -232,6 +235,7 @@ class Terminal:
         self._point_id = point_id if point_id is not None else store.state().get("point_id")
         self._snapshot = Snapshot()
         self._uses = UseIndex()
+        self.online_check: OnlineCheck | None = None
         self.reload()
 
     # -- offline data ------------------------------------------------------------------------------------
@@ -337,7 +341,13 @@ class Terminal:
             self.bus.publish("mode", mode=str(self._mode), point=self.point_id)
 
     def handle_code(self, code: str, *, device: str | None = None) -> ScanResult:
-        """Judge a scanned or typed code; in entry mode a valid pass joins the entry. Publishes ``scan``."""
+        """Judge a scanned or typed code; in entry mode a valid pass joins the entry. Publishes ``scan``.
+
+        The offline verdict comes first. When the sync worker says the central answers (``online_check`` is
+        set and returns a verdict within its 1.5 s), the central's verdict replaces it and is not provisional;
+        except when the offline refusal comes from what only this terminal knows (the open entry, scans not
+        yet synced), which stands.
+        """
         with self._lock:
             place = self._require_place()
             today = self.clock.today()
@@ -347,18 +357,26 @@ class Terminal:
                 number = None
             order: Order | None = None
             uses: list[PriorUse] = []
+            known: list[PriorUse] = []
             if number is not None:
                 order = self._snapshot.order_for(number.carnet)
                 uses = self._uses.for_carnet(number.carnet)
-            if self._mode is Mode.ENTRY and self._entry is not None:
-                entry = self._entry
+                known = self._uses.for_carnet(number.carnet, pending=False)
+            entry = self._entry if self._mode is Mode.ENTRY else None
+            if entry is not None:
                 service = entry.service
-                verdict = judge(number or code, order=order, place=place, service=service, today=today, uses=uses,
-                                entry=entry.passes)  # fmt: skip
+                passes = entry.passes
             else:
                 service = _test_service(order, place)
-                own = [u for u in uses if number is not None and u.pass_number == number.digits]
-                verdict = judge(number or code, order=order, place=place, service=service, today=today, uses=own)
+                passes = []
+                uses = [u for u in uses if number is not None and u.pass_number == number.digits]
+                known = [u for u in known if number is not None and u.pass_number == number.digits]
+            verdict = judge(number or code, order=order, place=place, service=service, today=today, uses=uses,
+                            entry=passes)  # fmt: skip
+            local_only = not verdict.valid and (
+                judge(number or code, order=order, place=place, service=service, today=today, uses=known).reason
+                is not verdict.reason
+            )
             result = ScanResult(
                 code=code,
                 reason=verdict.reason,
@@ -370,15 +388,19 @@ class Terminal:
                 warnings=verdict.warnings,
                 provisional=True,
                 device=device,
-                restrictions=tuple(describe_restrictions(order)) if order and self._mode is Mode.TEST else (),
+                restrictions=tuple(describe_restrictions(order)) if order and entry is None else (),
                 pass_info=verdict.pass_info(),
             )
-            if self._mode is Mode.ENTRY and self._entry is not None and verdict.valid:
+            if self.online_check is not None and number is not None and not local_only:
+                answer = self.online_check(number.digits, service, place.point_id)
+                if answer is not None:
+                    result = _with_central(result, answer)
+            if entry is not None and result.valid:
                 result = replace(result, added=True, stamp=self.clock.stamp(0))
-                self._entry.scans[result.pass_number or ""] = result
+                entry.scans[result.pass_number or ""] = result
             self.bus.publish("scan", result=result.as_dict())
-            if result.added and self._entry is not None:
-                self.bus.publish("entry", entry=self._entry.as_dict())
+            if result.added and entry is not None:
+                self.bus.publish("entry", entry=entry.as_dict())
             return result
 
     def remove(self, pass_number: str) -> bool:
@@ -565,6 +587,22 @@ def _test_service(order: Order | None, place: Place) -> int:
         if covered:
             return covered[0]
     return catalogue[0] if catalogue else 1
+
+
+def _with_central(result: ScanResult, answer: Mapping[str, Any]) -> ScanResult:
+    """``result`` with the central's verdict (``GET /passes/{number}/validity``) in place of the offline one."""
+    try:
+        reason = Reason(str(answer["reason"]))
+    except (KeyError, ValueError):
+        return result  # a reason this terminal does not know: keep the offline verdict, provisional
+    return replace(
+        result,
+        reason=reason,
+        message=str(answer.get("message") or reason.title),
+        warnings=result.warnings if reason is Reason.OK and result.valid else (),
+        provisional=False,
+        pass_info=answer.get("pass") or result.pass_info,
+    )
 
 
 def _public_row(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def make_snapshot(**changes: Any) -> dict[str, Any]:
         "cursor": "c1",
         "generated_at": "2026-11-20T09:00:00+01:00",
         "organisation": {"id": ORG, "name": "Médiathèque de Bègles", "qualified": True},
-        "points": [
+        "points_de_presence": [
             {"id": POINT, "name": "Bus numérique", "insee": "33039", "typologies": ["ITINERANT"]},
             {"id": OTHER_POINT, "name": "Médiathèque", "insee": "33039", "typologies": ["BIB"], "catalogue": [1, 2, 3]},
         ],

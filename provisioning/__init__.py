@@ -1,0 +1,1 @@
+"""Provisioning: activation of a terminal by its kit number (device side)."""

@@ -1,0 +1,454 @@
+"""Talking to the central: the HTTP client, the sync worker, the online validity check.
+
+The worker pushes the outbox, then pulls the snapshot (upload before download, so the snapshot it pulls
+already counts this terminal's scans), then waits. A bus may be offline for a week, so every failure is
+expected: network errors, timeouts, 5xx and 429 are retried with exponential backoff and jitter, capped at
+5 minutes, and a ``Retry-After`` from the central is honoured. Nothing is ever dropped on the terminal's side
+because of a transport failure; the central deduplicates by scan id, so a batch sent twice (a response lost,
+a 500 after the commit) is counted once.
+
+What is never retried: the central's per-scan answer. An accepted, flagged or rejected scan leaves the outbox
+for history with the central's reason (``Terminal.apply_results``); a batch the central refuses as
+malformed (400) is split until the faulty scan is found, and that scan is filed as rejected with the
+central's message. A 401 means the token was revoked: the worker stops, the terminal shows the activation
+screen, and every scan stays in the outbox until the terminal is activated again.
+
+One worker only: it holds an exclusive lock on ``sync.lock`` in the data directory while it runs.
+
+::
+
+    client = CentralClient(config.central_url, token=store.token)
+    worker = SyncWorker(terminal, client)
+    terminal.online_check = worker.check_validity
+    worker.start()
+    ...
+    worker.stop()
+"""
+
+from __future__ import annotations
+
+import email.utils
+import fcntl
+import logging
+import os
+import random
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from terminal.snapshot import merge
+from terminal.terminal import Terminal
+
+logger = logging.getLogger(__name__)
+
+API = "/api/v1"
+# Scan fields the central's POST /scans takes (it refuses unknown ones).
+SCAN_FIELDS = ("id", "pass_number", "service", "point", "entry_id", "scanned_at", "clock_synced", "seq", "boot_id",
+               "monotonic")  # fmt: skip
+RETRY_AFTER_MAX = 3600.0
+
+
+class CentralError(Exception):
+    """A call to the central that did not succeed."""
+
+
+class Unavailable(CentralError):
+    """Worth retrying later: network error, timeout, 5xx, 429. ``retry_after`` in seconds, if the central
+    said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unauthorized(CentralError):
+    """401: the token is missing, wrong or revoked."""
+
+
+class Refused(CentralError):
+    """Another 4xx: the request itself is wrong, and sending it again changes nothing."""
+
+    def __init__(self, status: int, body: Mapping[str, Any]) -> None:
+        super().__init__(f"HTTP {status}: {body.get('error')} {body.get('message')}")
+        self.status = status
+        self.code = str(body.get("error") or f"http_{status}")
+        self.message_fr = str(body.get("message") or "Refusé par le central.")
+
+
+class AlreadyRunning(RuntimeError):
+    """Another sync worker holds the lock on this data directory."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), RETRY_AFTER_MAX)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, min((when - datetime.now(UTC)).total_seconds(), RETRY_AFTER_MAX))
+
+
+class CentralClient:
+    """A small client of the central's device API (DESIGN.md, "Central HTTP API").
+
+    ``token`` is the bearer token or a function returning it (``Store.token``), read at every call so a
+    re-activation takes effect at once. Each thread gets its own ``requests.Session``; urllib3 retries
+    nothing: the worker decides when to try again.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | Callable[[], str | None] | None = None,
+        *,
+        timeout: tuple[float, float] = (3.05, 10.0),
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers["User-Agent"] = "aptic-terminal"
+        return session
+
+    def _auth(self) -> dict[str, str]:
+        token = self._token() if callable(self._token) else self._token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | tuple[float, float] | None = None,
+        auth: bool = True,
+    ) -> Any:
+        """One call; the decoded JSON body on 2xx, else one of this module's errors."""
+        try:
+            response = self._session().request(
+                method,
+                self.base_url + API + path,
+                json=json,
+                params=params,
+                headers=self._auth() if auth else {},
+                timeout=timeout or self.timeout,
+            )
+        except requests.RequestException as error:
+            raise Unavailable(f"{method} {path}: {type(error).__name__}: {error}") from error
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise Unavailable(f"{method} {path}: HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
+        try:
+            body = response.json()
+        except ValueError as error:
+            if status < 300:
+                raise Unavailable(f"{method} {path}: HTTP {status} with a body that is not JSON") from error
+            body = {}
+        if status == 401:
+            raise Unauthorized(f"{method} {path}: {body.get('message', 'unauthorized')}")
+        if status >= 400:
+            raise Refused(status, body if isinstance(body, dict) else {})
+        return body
+
+    def activate(self, kit_number: str, activation_code: str, device: Mapping[str, str]) -> dict[str, Any]:
+        body = {"kit_number": kit_number, "activation_code": activation_code, "device": dict(device)}
+        return self.request("POST", "/activations", json=body, auth=False)
+
+    def push_scans(self, scans: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        payload = [{k: scan.get(k) for k in SCAN_FIELDS if scan.get(k) is not None} for scan in scans]
+        return list(self.request("POST", "/scans", json={"scans": payload})["results"])
+
+    def snapshot(self, since: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/snapshot", params={"since": since} if since else None)
+
+    def heartbeat(self, status: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/heartbeat", json=dict(status))
+
+    def validity(self, number: str, service: int, point: int, *, timeout: float = 1.5) -> dict[str, Any]:
+        """The central's verdict; the whole call (connect and read) bounded by about ``timeout`` seconds."""
+        connect = min(0.5, timeout / 3)
+        return self.request("GET", f"/passes/{number}/validity", params={"service": service, "point": point},
+                            timeout=(connect, timeout - connect))  # fmt: skip
+
+
+class Backoff:
+    """Exponential backoff with jitter: ``base`` × 2ⁿ, capped at ``cap``, each delay drawn between half and
+    all of it ("equal jitter": terminals that lost the network together do not come back together), and
+    never shorter than a ``Retry-After`` the central gave."""
+
+    def __init__(self, *, base: float = 1.0, cap: float = 300.0, rng: Callable[[], float] = random.random) -> None:
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+        self._rng = rng
+
+    def failure(self, retry_after: float | None = None) -> float:
+        """Note a failure; the seconds to wait before the next try."""
+        self.failures += 1
+        ceiling = min(self.cap, self.base * 2 ** min(self.failures - 1, 30))
+        delay = ceiling / 2 + self._rng() * ceiling / 2
+        return max(delay, retry_after) if retry_after is not None else delay
+
+    def success(self) -> None:
+        self.failures = 0
+
+
+@dataclass
+class SyncReport:
+    """What one sync round did."""
+
+    pushed: int = 0
+    rejected: int = 0
+    snapshot_changed: bool = False
+
+
+class SyncWorker:
+    """The one thread that moves scans to the central and offline data back. See the module docstring.
+
+    ``interval``: seconds between rounds while all is well (a submitted entry wakes the worker at once);
+    ``heartbeat_interval``: seconds between heartbeats; ``scanners``: a function listing the douchettes, for
+    the heartbeat; ``version``: the software version reported.
+    """
+
+    def __init__(
+        self,
+        terminal: Terminal,
+        client: CentralClient,
+        *,
+        batch_size: int = 500,
+        interval: float = 30.0,
+        heartbeat_interval: float = 60.0,
+        backoff: Backoff | None = None,
+        check_timeout: float = 1.5,
+        scanners: Callable[[], list[dict[str, Any]]] = list,
+        version: str = "dev",
+    ) -> None:
+        self.terminal = terminal
+        self.store = terminal.store
+        self.client = client
+        self.batch_size = batch_size
+        self.interval = interval
+        self.heartbeat_interval = heartbeat_interval
+        self.backoff = backoff or Backoff()
+        self.check_timeout = check_timeout
+        self.scanners = scanners
+        self.version = version
+        self.online = False
+        self.last_success: str | None = None
+        self.last_error: str | None = None
+        self.next_attempt_at: float | None = None
+        self._started_at = time.monotonic()
+        self._last_heartbeat: float | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock_fd: int | None = None
+        self._round = threading.Lock()
+        self._unsubscribe = terminal.bus.subscribe(self._on_event)
+
+    # -- one round ---------------------------------------------------------------------------------------
+
+    def sync_once(self) -> SyncReport:
+        """Push every pending scan, then pull the snapshot. Raises :class:`CentralError` on failure; what was
+        filed before the failure stays filed."""
+        with self._round:
+            report = SyncReport()
+            while True:
+                batch = self.store.pending(self.batch_size)
+                if not batch:
+                    break
+                rows = self._push(batch)
+                if not rows:
+                    raise Unavailable("the central answered none of the scans sent")
+                report.pushed += len(rows)
+                report.rejected += sum(1 for r in rows if r.get("status") == "rejected")
+            report.snapshot_changed = self._pull()
+            return report
+
+    def _push(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send one batch; on a 400 split it to find and file the scan the central cannot read."""
+        try:
+            results = self.client.push_scans(batch)
+        except Refused as error:
+            if error.status != 400:
+                raise
+            if len(batch) > 1:
+                half = len(batch) // 2
+                return self._push(batch[:half]) + self._push(batch[half:])
+            logger.error("Central refused scan %s as malformed (%s): filed as rejected", batch[0]["id"], error)
+            results = [{"id": batch[0]["id"], "status": "rejected", "reason": error.code, "message": error.message_fr}]
+        sent = {scan["id"] for scan in batch}
+        return self.terminal.apply_results(r for r in results if r.get("id") in sent)
+
+    def _pull(self) -> bool:
+        saved = self.store.snapshot()
+        since = saved.get("cursor") if saved else None
+        received = self.client.snapshot(since)
+        incremental = saved is not None and not received.get("full", True)
+        if (
+            incremental
+            and received.get("cursor") == since
+            and not any(received.get(k) for k in ("orders", "blocked_carnets", "used_passes"))
+        ):
+            return False
+        self.terminal.load_snapshot(merge(saved, received))
+        return True
+
+    # -- heartbeat ---------------------------------------------------------------------------------------
+
+    def heartbeat_status(self) -> dict[str, Any]:
+        """What the heartbeat reports: version, uptime, outbox, scanners, clock, free disk."""
+        status = self.terminal.status()
+        free = shutil.disk_usage(self.store.directory).free
+        return {
+            "software_version": self.version,
+            "uptime_s": round(time.monotonic() - self._started_at, 1),
+            "outbox_pending": status["outbox"]["pending"],
+            "oldest_pending_age_s": status["outbox"]["oldest_pending_age_s"],
+            "scanners": self.scanners(),
+            "clock_synced": status["clock_synced"],
+            "boot_id": status["boot_id"],
+            "free_disk_bytes": free,
+            "last_sync": self.last_success,
+        }
+
+    def _heartbeat_if_due(self) -> None:
+        now = time.monotonic()
+        if self._last_heartbeat is not None and now - self._last_heartbeat < self.heartbeat_interval:
+            return
+        self._last_heartbeat = now
+        try:
+            self.client.heartbeat(self.heartbeat_status())
+        except Unauthorized:
+            raise
+        except CentralError as error:
+            logger.info("Heartbeat not sent: %s", error)
+
+    # -- online validity check ---------------------------------------------------------------------------
+
+    def check_validity(self, number: str, service: int, point: int) -> dict[str, Any] | None:
+        """The central's verdict for the Terminal, or None at once when offline, or on any failure."""
+        if not self.online:
+            return None
+        try:
+            return self.client.validity(number, service, point, timeout=self.check_timeout)
+        except Unauthorized:
+            self._reactivation_required()
+            return None
+        except CentralError as error:
+            logger.info("Online check of %s failed (%s): offline verdict", number, error)
+            return None
+
+    # -- the thread --------------------------------------------------------------------------------------
+
+    def _on_event(self, event: Any) -> None:
+        if event.kind in ("submitted", "activated"):
+            self.wake()
+
+    def wake(self) -> None:
+        """Sync now rather than at the next interval (a new entry, a re-activation)."""
+        self._wake.set()
+
+    def _reactivation_required(self) -> None:
+        self.online = False
+        if self.store.state().get("status") != "reactivation_required":
+            logger.warning("The central refused the device token: waiting for a re-activation")
+            self.store.update_state(status="reactivation_required")
+            self.terminal.bus.publish(
+                "activation",
+                status="reactivation_required",
+                message="Ce terminal doit être réactivé : saisissez le numéro de kit et le code. "
+                "Les scans enregistrés sont conservés.",
+            )
+
+    def run_round(self) -> float:
+        """One round of the loop: returns the seconds to wait before the next."""
+        if self.store.state().get("status") == "reactivation_required" or not self.store.token():
+            self.online = False
+            return self.interval
+        try:
+            report = self.sync_once()
+            self._heartbeat_if_due()
+        except Unauthorized:
+            self._reactivation_required()
+            return self.interval
+        except (Unavailable, Refused) as error:
+            self.online = False
+            self.last_error = f"{datetime.now(UTC).isoformat(timespec='seconds')} {error}"
+            retry_after = error.retry_after if isinstance(error, Unavailable) else None
+            delay = self.backoff.failure(retry_after)
+            logger.info("Sync failed (%s); next try in %.1f s", error, delay)
+            return delay
+        self.backoff.success()
+        self.online = True
+        self.last_success = datetime.now(UTC).isoformat(timespec="seconds")
+        if report.pushed:
+            logger.info("Synced %d scan(s), %d rejected", report.pushed, report.rejected)
+        return self.interval
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                delay = self.run_round()
+            except Exception:  # a bug must not stop the syncing for good
+                logger.exception("Sync round failed unexpectedly")
+                delay = self.backoff.failure()
+            self.next_attempt_at = time.monotonic() + delay
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def start(self) -> None:
+        """Take the data directory's sync lock and start the thread; :class:`AlreadyRunning` if held."""
+        fd = os.open(self.store.directory / "sync.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AlreadyRunning(f"another sync worker runs on {self.store.directory}") from None
+        self._lock_fd = fd
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="aptic-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop after the current request (each has a timeout) and release the lock."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self._unsubscribe()
+
+    def status(self) -> dict[str, Any]:
+        """For the kiosk's ``sync_status()``: online or not, last success and error, next try."""
+        wait = None if self.next_attempt_at is None else max(0.0, self.next_attempt_at - time.monotonic())
+        return {
+            "online": self.online,
+            "last_success": self.last_success,
+            "last_error": self.last_error,
+            "next_attempt_in_s": None if wait is None else round(wait, 1),
+            "pending": self.store.pending_count(),
+            "activation": self.store.state().get("status", "activated" if self.store.token() else "not_activated"),
+        }
