@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import threading
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aptic.passnumber import build, hmac_authenticator
@@ -82,3 +87,33 @@ class FakeTime:
     def advance(self, seconds: float) -> None:
         self.wall += timedelta(seconds=seconds)
         self.mono += seconds
+
+
+def run_and_kill(command: list[str], *, env: dict[str, str], after: float, log: Path) -> list[str]:
+    """Run ``command``, wait for its ``ready`` line, SIGKILL it ``after`` seconds later; return the complete
+    lines it printed after ``ready`` (what it acknowledged before dying). Its stderr goes to ``log``."""
+    with log.open("a") as errors:
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line == "ready\n":
+                ready.set()
+            elif line.endswith("\n"):
+                lines.append(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    if not ready.wait(20):
+        child.kill()
+        raise AssertionError("the child did not start: " + log.read_text())
+    time.sleep(after)
+    if child.poll() is not None:
+        raise AssertionError(f"the child ended by itself ({child.returncode}): " + log.read_text())
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    reader.join(10)
+    return lines

@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 from pathlib import Path
+
+from terminal_fixtures import run_and_kill
 
 from terminal.store import Store
 from terminal.terminal import Terminal
@@ -28,28 +26,8 @@ MIN_SCANS = 300
 def run_once(data_dir: Path, rng: random.Random) -> list[tuple[str, int]]:
     """Start the recorder, kill it with SIGKILL after a random time, return the scans it acknowledged."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent.parent)])}
-    errors = (data_dir.parent / "child-stderr.txt").open("w")
-    child = subprocess.Popen([sys.executable, str(HERE / "crash_child.py"), str(data_dir)],
-                             stdout=subprocess.PIPE, stderr=errors, text=True, env=env)  # fmt: skip
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert child.stdout is not None
-        for line in child.stdout:
-            if line == "ready\n":
-                ready.set()
-            elif line.endswith("\n"):
-                lines.append(line)
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    assert ready.wait(20), "the recorder did not start"
-    time.sleep(rng.uniform(0, 0.12))
-    assert child.poll() is None, "the recorder failed: " + Path(errors.name).read_text()
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    reader.join(10)
+    command = [sys.executable, str(HERE / "crash_child.py"), str(data_dir)]
+    lines = run_and_kill(command, env=env, after=rng.uniform(0, 0.12), log=data_dir.parent / "child-stderr.txt")
     return [(line.split()[0], int(line.split()[1])) for line in lines]
 
 

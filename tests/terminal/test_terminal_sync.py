@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import random
 import stat
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from central_server import Central, FaultProxy, free_port
+from terminal_fixtures import run_and_kill
 
 from aptic.reasons import Reason
 from provisioning.activation import ActivationError, activate
@@ -23,6 +29,7 @@ from terminal.store import Store
 from terminal.sync import AlreadyRunning, Backoff, CentralClient, SyncWorker, Unavailable, parse_retry_after
 from terminal.terminal import Terminal
 
+HERE = Path(__file__).parent
 SIRETS = itertools.count(10_000_000_000_000)
 Carnets = Callable[[], list[str]]
 
@@ -315,3 +322,39 @@ def test_online_the_central_gives_the_verdict_and_slow_falls_back_offline(
     assert slow.valid and slow.provisional
     assert time.monotonic() - started < 2.0
     assert ("POST", "/api/v1/heartbeat") in proxy.requests
+
+
+def test_power_cuts_while_syncing_every_acknowledged_scan_reaches_the_central_once(
+    site: Site, central: Central, tmp_path: Path
+) -> None:
+    """kill -9 at random moments, 50 times or more over 300 scans or more, the sync worker running."""
+    passes = central.issue(1000, "--territory", "33")[::5]  # one pass per carnet: no same-carnet refusal
+    passes_file = tmp_path / "passes.json"
+    passes_file.write_text(json.dumps(passes))
+    terminal, _ = site.terminal("bus")
+    (tmp_path / "synchronized").touch()
+    data_dir = terminal.store.directory
+    terminal.store.close()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent.parent)])}
+    rng = random.Random(5)
+    acknowledged: list[str] = []
+    kills = 0
+    while kills < 50 or len(acknowledged) < 300:
+        command = [sys.executable, str(HERE / "crash_sync_child.py"), str(data_dir), str(passes_file)]
+        lines = run_and_kill(command, env=env, after=rng.uniform(0, 0.08), log=tmp_path / "child.log")
+        assert "exhausted" not in lines
+        acknowledged += lines
+        kills += 1
+        for path in data_dir.iterdir():
+            assert ".corrupt-" not in path.name, path.name
+
+    store = Store(data_dir)
+    worker = SyncWorker(Terminal(store), CentralClient(central.url, token=store.token))
+    worker.sync_once()
+    assert store.pending_count() == 0
+    rows = list(store.iter_history())
+    by_id = Counter(r["id"] for r in rows)
+    assert all(by_id[scan_id] == 1 for scan_id in acknowledged), "an acknowledged scan is missing or twice"
+    assert {r["status"] for r in rows} == {"accepted"}
+    # At the central: as many paid passes as scans recorded, none twice (each scan used its own pass).
+    assert site.paid_passes() == len(rows) >= len(acknowledged) >= 300
