@@ -69,13 +69,14 @@ def test_reader_in_a_real_kernel(guest: Guest) -> None:
         {"device": device, "code": US_PASS, "layout": "us"},
         {"device": device, "code": FR_PASS, "layout": "fr"},
     ]
-    # Times are those of the Enter key event, on the right clocks (read within a fraction of a second of it).
+    # Times are those of the Enter key event, on the right clocks: the line arrives soon after (a wrong clock
+    # would be off by years or by the uptime; the bound leaves room for a slow emulated CPU).
     for scan in result["scans"]:
-        assert 0 <= scan["lag_wall"] < 0.5 and 0 <= scan["lag_monotonic"] < 0.5, scan
+        assert 0 <= scan["lag_wall"] < 2 and 0 <= scan["lag_monotonic"] < 2, scan
     # No terminator: discarded once the idle timeout (1 s here) has passed, without waiting for another key.
     timeout = result["timeout"]
     assert (timeout["discarded"], timeout["reason"]) == ("4242", "timeout")
-    assert 0 <= timeout["lag_monotonic"] < 0.5
+    assert 0 <= timeout["lag_monotonic"] < 2, timeout
     # scanner list: the keyboard is no douchette unless configured; configured, it shows grabbed (by our reader).
     [plain] = result["list_unconfigured"]
     assert plain["douchette"] is False and plain["grabbed"] is False and plain["can_type_codes"]
@@ -88,8 +89,8 @@ def test_reader_in_a_real_kernel(guest: Guest) -> None:
     unplug = {k: result["unplug"][k] for k in ("device", "discarded", "reason")}
     assert unplug == {"device": device, "discarded": US_PASS[:9], "reason": "unplugged"}
     assert result["a_alive_after_unplug"]
-    assert result["cpu_after_unplug_s"] < 0.3, "the reader is spinning after the unplug"
+    assert result["cpu_after_unplug_s"] < 0.3, f"the reader is spinning after the unplug: {result}"
     # Plugged back: grabbed within 2 s of the node appearing, and it reads.
-    assert result["replug_pickup_s"] is not None and result["replug_pickup_s"] < 2.0
+    assert result["replug_pickup_s"] is not None and result["replug_pickup_s"] < 2.0, result["replug_log"]
     assert result["scan3"]["code"] == PASS3 and result["scan3"]["layout"] == "fr"
     assert result["a_exit"] == 0
