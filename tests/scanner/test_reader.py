@@ -251,3 +251,16 @@ def test_per_device_layout_is_the_fallback_for_codes_that_are_not_pass_numbers(k
     assert [(r.text, r.layout) for r in collector.wait(3)[2:]] == [(PASS, "us")]
     fallbacks = {d["path"]: d["fallback"] for d in reader.devices()}
     assert fallbacks == {fr.path: "fr", us.path: "us"}
+
+
+def test_kernel_buffer_overflow_discards_the_damaged_scan(kernel, start, collector) -> None:
+    scanner = kernel.plug("Barcode Scanner")
+    start()
+    wait_until(lambda: scanner.grabbed_by is not None)
+    head = type_text(PASS[:8], "us", terminator=None)
+    tail = type_text(PASS[12:], "us", start=0.07)  # the kernel dropped the keys in between
+    kernel.type(scanner, [*head, (0.065, k.EV_SYN, k.SYN_DROPPED, 0), (0.066, k.EV_SYN, k.SYN_REPORT, 0), *tail])
+    kernel.type(scanner, type_text(PASS, "us", start=0.5))  # scanned again
+    got = collector.wait(2)
+    assert [(type(r).__name__, r.text) for r in got] == [("ScanDiscard", PASS[:8]), ("ScanRead", PASS)]
+    assert got[0].reason == "syn_dropped"
