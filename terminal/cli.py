@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from terminal import commands as daemon_cli
 from terminal.scanner import cli as scanner_cli
 
 
@@ -14,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aptic-terminal", description="Pass #APTIC terminal")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in (scanner_cli.register,):
+    for register in (scanner_cli.register, daemon_cli.register):
         register(commands)
     return parser
 

@@ -71,6 +71,12 @@ class StoreError(Exception):
     message_fr = "Erreur d'enregistrement."
 
 
+class ReadOnly(StoreError):
+    """A write through a store opened read-only."""
+
+    message_fr = "Lecture seule : rien n'a été enregistré."
+
+
 class OutboxFull(StoreError):
     """The outbox holds as many pending scans as allowed: new scans are refused, none is dropped."""
 
@@ -148,10 +154,18 @@ class AtomicJSONStorage(Storage):
 
     A missing or empty file reads as an empty database. A file that is not a JSON object is moved aside by
     :func:`quarantine` and also reads as empty, so the terminal keeps running and the log says what happened.
+    ``readonly`` storages (another process looking, e.g. ``aptic-terminal status``) never move or write files.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+
+    def _unreadable(self, why: str) -> None:
+        if self.readonly:
+            logger.error("Store file %s is unreadable (%s); left as it is (read-only)", self.path, why)
+        else:
+            quarantine(self.path, why)
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         try:
@@ -163,14 +177,16 @@ class AtomicJSONStorage(Storage):
         try:
             data = json.loads(raw)
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
-            quarantine(self.path, f"not valid JSON: {error}")
+            self._unreadable(f"not valid JSON: {error}")
             return None
         if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
-            quarantine(self.path, "not a TinyDB document (expected an object of tables)")
+            self._unreadable("not a TinyDB document (expected an object of tables)")
             return None
         return data
 
     def write(self, data: Mapping[str, Mapping[str, Any]]) -> None:
+        if self.readonly:
+            raise ReadOnly(f"{self.path} is open read-only")
         atomic_write_bytes(self.path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
 
     def close(self) -> None:
@@ -223,9 +239,9 @@ creeps up with every month's growth unless told to let it go (measured: 70 MB af
 46 MB with; ``make bench``)."""
 
 
-def open_db(path: Path) -> TinyDB:
+def open_db(path: Path, *, readonly: bool = False) -> TinyDB:
     """A TinyDB on ``path`` with atomic writes and a write-through cache."""
-    return TinyDB(path, storage=WriteThroughCache(AtomicJSONStorage))
+    return TinyDB(path, readonly=readonly, storage=WriteThroughCache(AtomicJSONStorage))
 
 
 def month_of(day: date) -> str:
@@ -242,6 +258,10 @@ def months_before(month: str, count: int) -> str:
 class Store:
     """The terminal's files in ``directory`` (created 0700 if missing).
 
+    ``readonly``: for another process that only looks (``aptic-terminal status`` and ``check`` while the
+    daemon runs): no orphan sweep (a temporary file may be the daemon's write in progress), no quarantine,
+    and every write raises :class:`ReadOnly`.
+
     ``outbox_limit``: pending scans allowed before :meth:`record` raises :class:`OutboxFull`;
     ``history_months``: months of history kept, the current one included; ``now``: the wall clock, which
     names the month a result is filed under.
@@ -256,18 +276,22 @@ class Store:
         outbox_limit: int = DEFAULT_OUTBOX_LIMIT,
         history_months: int = DEFAULT_HISTORY_MONTHS,
         now: Callable[[], datetime] = local_now,
+        readonly: bool = False,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.readonly = readonly
+        if not readonly:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.outbox_limit = outbox_limit
         self.history_months = history_months
         self._now = now
         self._lock = threading.RLock()
-        sweep_orphans(self.directory)
-        self._outbox_db = open_db(self.directory / OUTBOX)
+        if not readonly:
+            sweep_orphans(self.directory)
+        self._outbox_db = open_db(self.directory / OUTBOX, readonly=readonly)
         self._outbox = self._outbox_db.table("scans")
-        self._state_db = open_db(self.directory / STATE)
-        self._snapshot_db = open_db(self.directory / SNAPSHOT)
+        self._state_db = open_db(self.directory / STATE, readonly=readonly)
+        self._snapshot_db = open_db(self.directory / SNAPSHOT, readonly=readonly)
         state_seq = int(self.state().get("last_seq", 0))
         outbox_seq = max((int(doc.get("seq", 0)) for doc in self._outbox.all()), default=0)
         self._last_seq = max(state_seq, outbox_seq)
@@ -413,7 +437,7 @@ class Store:
         """The rows filed in ``month``; the file is read and let go of (history is not kept in memory)."""
         if not self._history_path(month).exists():
             return []
-        db = open_db(self._history_path(month))
+        db = open_db(self._history_path(month), readonly=self.readonly)
         try:
             return [dict(doc) for doc in db.table("scans").all()]
         finally:
@@ -436,6 +460,8 @@ class Store:
     def history_files(self) -> list[str]:
         """Months with a history file, oldest first (``YYYY-MM``)."""
         months = []
+        if not self.directory.is_dir():
+            return months
         for path in self.directory.iterdir():
             match = _HISTORY.match(path.name)
             if match:
@@ -462,6 +488,7 @@ class Store:
 
     def prune_history(self, today: date | None = None) -> list[str]:
         """Delete the history files older than ``history_months`` months; return the months deleted."""
+        self._writable()
         with self._lock:
             current = month_of(today or self._now().date())
             oldest_kept = months_before(current, self.history_months - 1)
@@ -511,13 +538,19 @@ class Store:
 
     def save_token(self, token: str) -> None:
         """Write the token atomically to its own file, readable by this user only (0600)."""
+        self._writable()
         with self._lock:
             atomic_write_bytes(self.directory / TOKEN, token.encode("utf-8"), mode=0o600)
 
     def delete_token(self) -> None:
+        self._writable()
         with self._lock, contextlib.suppress(FileNotFoundError):
             (self.directory / TOKEN).unlink()
             fsync_directory(self.directory)
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise ReadOnly(f"store {self.directory} is open read-only")
 
     def close(self) -> None:
         with self._lock:

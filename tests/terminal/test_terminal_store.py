@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from terminal_fixtures import FakeTime
 
-from terminal.store import OutboxFull, Store, months_before
+from terminal.store import OutboxFull, ReadOnly, Store, months_before
 
 
 def scan(store: Store, **fields: object) -> dict[str, object]:
@@ -209,3 +209,18 @@ def test_oldest_pending(tmp_path: Path) -> None:
     first = scan(store)
     store.record([scan(store) | {"seq": 50}, first])
     assert store.oldest_pending()["id"] == first["id"]
+
+
+def test_a_read_only_store_touches_nothing(tmp_path: Path) -> None:
+    Store(tmp_path).record([{"id": "a", "seq": 1}])
+    in_progress = tmp_path / "outbox.json.x1y2.tmp"  # the running daemon's write
+    in_progress.write_text("{")
+    (tmp_path / "state.json").write_text("not json")
+    looker = Store(tmp_path, readonly=True)
+    assert [s["id"] for s in looker.pending()] == ["a"] and looker.state() == {}
+    assert in_progress.exists() and (tmp_path / "state.json").read_text() == "not json"
+    with pytest.raises(ReadOnly):
+        looker.record([{"id": "b", "seq": 2}])
+    with pytest.raises(ReadOnly):
+        looker.save_token("t")
+    assert Store(tmp_path).pending_count() == 1

@@ -1,0 +1,274 @@
+"""``aptic-terminal activate | run | status | check``: the daemon and its companions.
+
+Settings come from ``terminal.config`` (``/etc/aptic-terminal/config.toml``, ``APTIC_TERMINAL_*``);
+``--data-dir`` overrides the data directory for one command.
+
+- ``activate --central URL --kit KIT --code CODE [--pin PIN]``: activate (or re-activate) this terminal;
+  ``--pin`` sets the médiateur PIN of the kiosk.
+- ``run``: the daemon: douchette reader, sync worker and kiosk in one process, until SIGTERM or SIGINT.
+- ``status --json``: one JSON document: mode, activation, outbox, snapshot, clock, sync.
+- ``check NUMBER [--service N] [--json]``: the offline verdict from the local snapshot; exit status 0 when
+  valid, 1 when refused, 2 when the terminal cannot judge (not activated, no data).
+
+``status`` and ``check`` open the store read-only, so they are safe while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from terminal import config as configuration
+from terminal.clock import Clock
+from terminal.store import Store
+from terminal.terminal import Terminal, TerminalError
+
+logger = logging.getLogger(__name__)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``activate``, ``run``, ``status`` and ``check`` to the ``aptic-terminal`` parser."""
+    activate = commands.add_parser("activate", help="activate this terminal with its kit number and code")
+    activate.add_argument("--central", required=True, metavar="URL", help="the central, e.g. https://central.example")
+    activate.add_argument("--kit", required=True, help="kit number, as on the kit's label")
+    activate.add_argument("--code", required=True, help="activation code, as on the kit's label")
+    activate.add_argument("--pin", help="médiateur PIN for the kiosk (stored as a hash)")
+    _data_dir_option(activate)
+    activate.set_defaults(func=cmd_activate)
+
+    run = commands.add_parser("run", help="the daemon: douchette reader, sync with the central and kiosk")
+    run.add_argument("--no-scanner", action="store_true", help="do not grab douchettes (kiosk and sync only)")
+    run.add_argument("--no-kiosk", action="store_true", help="do not serve the kiosk page")
+    _data_dir_option(run)
+    run.set_defaults(func=cmd_run)
+
+    status = commands.add_parser("status", help="the terminal's state: activation, outbox, snapshot, clock")
+    status.add_argument("--json", action="store_true", help="one JSON document")
+    _data_dir_option(status)
+    status.set_defaults(func=cmd_status)
+
+    check = commands.add_parser("check", help="the offline verdict for a pass number, from the local snapshot")
+    check.add_argument("number", help="the pass number, spaces allowed")
+    check.add_argument("--service", type=int, help="the service rendered (default: any the pass may pay here)")
+    check.add_argument("--json", action="store_true", help="one JSON document")
+    _data_dir_option(check)
+    check.set_defaults(func=cmd_check)
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="data directory (default from the settings)")
+
+
+def settings(args: argparse.Namespace) -> configuration.Config:
+    config = configuration.load()
+    if getattr(args, "data_dir", None):
+        config = dataclasses.replace(config, data_dir=args.data_dir)
+    return config
+
+
+def open_terminal(config: configuration.Config, *, readonly: bool = False) -> Terminal:
+    store = Store(config.data_dir, outbox_limit=config.outbox_limit, history_months=config.history_months,
+                  readonly=readonly)  # fmt: skip
+    clock = Clock(sync_marker=config.sync_marker, boot_id_path=config.boot_id_path)
+    return Terminal(store, clock=clock, point_id=config.point_id)
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    from provisioning.activation import ActivationError, activate
+
+    terminal = open_terminal(settings(args))
+    try:
+        answer = activate(terminal, args.central, args.kit, args.code)
+    except ActivationError as error:
+        print(error.message_fr, file=sys.stderr)
+        return 1
+    if args.pin:
+        from kiosk_ui.mediateur import pin_hash
+
+        terminal.store.update_state(mediateur_pin_hash=pin_hash(args.pin))
+    organisation = (answer.get("organisation") or {}).get("name", "")
+    print(f"Terminal activé : appareil {answer.get('device_id')}, {organisation}.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = settings(args)
+    terminal = open_terminal(config, readonly=True)
+    status = terminal.status()
+    state = terminal.store.state()
+    status["central_url"] = config.central_url or state.get("central_url")
+    status["data_dir"] = str(config.data_dir)
+    status["history_months"] = terminal.store.history_files()
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+    else:
+        outbox = status["outbox"]
+        print(f"activation: {status['activation']}  device: {status['device_id']}  place: {status['place']}")
+        print(f"outbox: {outbox['pending']} pending (limit {outbox['limit']})  clock synced: {status['clock_synced']}")
+        print(f"snapshot: {status['snapshot']['generated_at']}  central: {status['central_url']}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    terminal = open_terminal(settings(args), readonly=True)
+    try:
+        if args.service is not None:
+            terminal.start_entry(args.service)  # in memory only: nothing is recorded
+        result = terminal.handle_code(args.number)
+    except TerminalError as error:
+        print(error.message_fr, file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False))
+    else:
+        print(f"{result.title} : {result.message}" + (" (provisoire, hors ligne)" if result.provisional else ""))
+        for line in [*result.warnings, *result.restrictions]:
+            print(f"  {line}")
+    return 0 if result.valid else 1
+
+
+def notify_systemd(message: str) -> None:
+    """Tell systemd (``Type=notify``) how the daemon is doing; nothing outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(message.encode())
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from provisioning.activation import activate, software_version
+    from terminal.feedback import open_feedback, verdict_listener
+    from terminal.sync import AlreadyRunning, CentralClient, SyncWorker
+
+    config = settings(args)
+    terminal = open_terminal(config)
+    store = terminal.store
+    store.prune_history()
+    version = software_version()
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+
+    feedback = open_feedback()
+    terminal.bus.subscribe(verdict_listener(feedback))
+
+    reader = None
+    codes: queue.Queue[tuple[str, str] | None] = queue.Queue()
+    if not args.no_scanner:
+        reader = _start_scanner(codes, terminal)
+
+    central_url = config.central_url or store.state().get("central_url")
+    worker = None
+    if central_url:
+        client = CentralClient(central_url, token=store.token, timeout=(config.connect_timeout, config.read_timeout))
+        worker = SyncWorker(
+            terminal,
+            client,
+            batch_size=config.batch_size,
+            heartbeat_interval=config.heartbeat_interval,
+            check_timeout=config.check_timeout,
+            version=version,
+            scanners=reader.devices if reader else list,
+        )
+        try:
+            worker.start()
+        except AlreadyRunning as error:
+            logger.error("%s: is another aptic-terminal run active?", error)
+            return 1
+        terminal.online_check = worker.check_validity
+    else:
+        logger.warning("No central URL (not activated, none configured): recording offline only")
+
+    server = None
+    if not args.no_kiosk:
+        server = _start_kiosk(config, terminal, feedback, reader, worker, central_url, version, activate)
+
+    dispatcher = threading.Thread(target=_dispatch, args=(codes, terminal), name="aptic-scans", daemon=True)
+    dispatcher.start()
+    notify_systemd("READY=1")
+    logger.info("Terminal ready (data in %s)", config.data_dir)
+    while not stopping.wait(1.0):
+        pass
+
+    notify_systemd("STOPPING=1")
+    logger.info("Stopping")
+    if reader is not None:
+        reader.stop()
+    codes.put(None)
+    dispatcher.join(5)
+    if server is not None:
+        server.close()
+    if worker is not None:
+        worker.stop()
+    feedback.close()
+    store.close()
+    return 0
+
+
+def _dispatch(codes: queue.Queue[tuple[str, str] | None], terminal: Terminal) -> None:
+    """Hand each douchette read to the Terminal, one at a time, off the reader's thread."""
+    while (item := codes.get()) is not None:
+        text, device = item
+        try:
+            terminal.handle_code(text, device=device)
+        except TerminalError as error:
+            terminal.bus.publish("refused", message=error.message_fr)
+        except Exception:
+            logger.exception("Scan from %s could not be handled", device)
+
+
+def _start_scanner(codes: queue.Queue[tuple[str, str] | None], terminal: Terminal) -> Any:
+    try:
+        from terminal.scanner import ReaderConfig, ScannerReader
+
+        reader = ScannerReader(
+            lambda read: codes.put((read.text, read.device)),
+            lambda discard: terminal.bus.publish("discarded", device=discard.device, reason=discard.reason),
+            ReaderConfig(),
+        )
+        reader.start()
+        return reader
+    except Exception as error:  # no evdev, no /dev/input access: the kiosk keypad still works
+        logger.error("Douchette reader not started (%s): scans only from the kiosk keypad", error)
+        return None
+
+
+def _start_kiosk(config: configuration.Config, terminal: Terminal, feedback: Any, reader: Any, worker: Any,
+                 central_url: str | None, version: str, activate: Any) -> Any:  # fmt: skip
+    from waitress import create_server
+
+    from kiosk_ui import Kiosk, create_app
+
+    def activate_here(kit: str, code: str) -> Any:
+        url = central_url or terminal.store.state().get("central_url")
+        if not url:
+            raise TerminalError("no central URL", "Adresse du central inconnue : configurez central_url.")
+        return activate(terminal, url, kit, code)
+
+    kiosk = Kiosk(
+        terminal,
+        feedback=feedback,
+        scanners=reader.devices if reader else list,
+        sync_status=worker.status if worker else dict,
+        activate=activate_here,
+        pin_hash=lambda: terminal.store.state().get("mediateur_pin_hash"),
+        version=version,
+    )
+    server = create_server(create_app(kiosk), listen=f"{config.kiosk_host}:{config.kiosk_port}", threads=8,
+                           ident="aptic-kiosk")  # fmt: skip
+    threading.Thread(target=server.run, name="aptic-kiosk", daemon=True).start()
+    return server

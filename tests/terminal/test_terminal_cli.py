@@ -1,0 +1,135 @@
+"""``aptic-terminal activate | status | check | run`` as an operator types them, against the real central."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from central_server import Central, free_port
+
+from terminal.clock import Clock
+from terminal.store import Store
+from terminal.terminal import Terminal
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Central]:
+    server = Central(tmp_path_factory.mktemp("central-cli")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def organisation(central: Central) -> int:
+    org = central.add_organisation("Médiathèque de Floirac", "20000000000001")
+    central.add_point(org, "Bus numérique")
+    return org
+
+
+@pytest.fixture(scope="module")
+def passes(central: Central) -> list[str]:
+    return central.issue(10, "--territory", "33")[::5]
+
+
+def aptic_terminal(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "terminal.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "APTIC_TERMINAL_DATA_DIR": str(data_dir), "APTIC_TERMINAL_CONFIG": "/nonexistent",
+             **(env or {})},
+        timeout=60,
+    )  # fmt: skip
+
+
+def activated(central: Central, organisation: int, data_dir: Path) -> None:
+    kit, code = central.add_kit(organisation)
+    out = aptic_terminal("activate", "--central", central.url, "--kit", kit, "--code", code, "--pin", "2468",
+                         data_dir=data_dir)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Terminal activé")
+
+
+def test_activate_then_status_and_check(central: Central, organisation: int, passes: list[str], tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    refused = aptic_terminal("check", passes[0], data_dir=data_dir)
+    assert refused.returncode == 2 and "pas prêt" in refused.stderr
+    wrong = aptic_terminal("activate", "--central", central.url, "--kit", "AK-0", "--code", "X", data_dir=data_dir)
+    assert wrong.returncode == 1 and wrong.stderr.strip()
+
+    activated(central, organisation, data_dir)
+    assert stat.S_IMODE((data_dir / "token").stat().st_mode) == 0o600
+    status = aptic_terminal("status", "--json", data_dir=data_dir)
+    assert status.returncode == 0
+    doc = json.loads(status.stdout)
+    assert doc["activation"] == "activated" and doc["place"] == "Bus numérique"
+    assert doc["outbox"]["pending"] == 0 and doc["central_url"] == central.url
+
+    valid = aptic_terminal("check", passes[0].replace("", " ").strip(), "--json", data_dir=data_dir)
+    assert valid.returncode == 0, valid.stderr
+    verdict = json.loads(valid.stdout)
+    assert verdict["valid"] and verdict["provisional"] and verdict["reason"] == "ok"
+    for_a_service = aptic_terminal("check", passes[0], "--service", "12", data_dir=data_dir)
+    assert for_a_service.returncode == 0 and for_a_service.stdout.startswith("Pass valable : ")
+    assert "(provisoire, hors ligne)" in for_a_service.stdout
+    malformed = aptic_terminal("check", "126000000101234567", data_dir=data_dir)
+    assert malformed.returncode == 1 and "Pass non conforme" in malformed.stdout
+
+
+def test_run_syncs_serves_the_kiosk_and_stops_on_sigterm(central: Central, organisation: int, passes: list[str],
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    data_dir = tmp_path / "data"
+    activated(central, organisation, data_dir)
+    # Scans recorded while the daemon was off (a bus parked offline).
+    terminal = Terminal(Store(data_dir), clock=Clock())
+    terminal.start_entry(12)
+    assert terminal.handle_code(passes[1]).added
+    terminal.submit()
+    terminal.store.close()
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
+    port = free_port()
+    env = {**os.environ, "APTIC_TERMINAL_DATA_DIR": str(data_dir), "APTIC_TERMINAL_CONFIG": "/nonexistent",
+           "APTIC_TERMINAL_KIOSK_PORT": str(port), "NOTIFY_SOCKET": str(tmp_path / "notify"),
+           "GPIOZERO_PIN_FACTORY": "mock"}  # fmt: skip
+    daemon = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run", "--no-scanner"], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        assert notify.recv(100) == b"READY=1"
+        kiosk = f"http://127.0.0.1:{port}"
+        assert requests.get(kiosk + "/healthz", timeout=5).json() == {"status": "ok"}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            doc = json.loads(aptic_terminal("status", "--json", data_dir=data_dir).stdout)
+            if doc["outbox"]["pending"] == 0:
+                break
+            time.sleep(0.2)
+        assert doc["outbox"]["pending"] == 0, "the daemon did not push the waiting scan"
+        state = requests.get(kiosk + "/api/state", timeout=5).json()
+        answer = requests.post(kiosk + "/api/check", json={"code": passes[1]},
+                               headers={"X-CSRF-Token": state["csrf"]}, timeout=5).json()  # fmt: skip
+        assert answer["reason"] == "already_used" and answer["provisional"] is False  # the central's word, online
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            code = daemon.wait(15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            raise
+    assert code == 0, daemon.stdout.read() if daemon.stdout else ""
+    assert notify.recv(100) == b"STOPPING=1"
