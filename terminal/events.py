@@ -20,8 +20,17 @@ Two ways to listen:
             yield event.sse()
             last = event.id
 
-Kinds published by the Terminal: ``scan``, ``entry``, ``submitted``, ``cancelled``, ``mode``,
-``synced``, ``late_rejection``, ``refused`` (see ``terminal.terminal``).
+Kinds published, with their ``data``:
+
+- ``scan`` ``{result}``: a code judged (``ScanResult.as_dict()``: valid, reason, title, message, warnings,
+  provisional, added, pass...);
+- ``entry`` ``{entry}``: the open entry changed; ``mode`` ``{mode, point, ...}``: test or entry mode;
+- ``submitted`` ``{receipt}``: an entry recorded durably; ``cancelled`` ``{entry_id, passes}``;
+- ``synced`` ``{count, rejected, pending}``; ``late_rejection`` ``{scan}``: accepted offline, rejected by
+  the central: tell the médiateur;
+- ``refused`` ``{message}``: an action refused (full outbox, terminal not ready), French message;
+- ``activation`` ``{status, message}`` (token revoked: re-activation needed) and ``activated``;
+- ``discarded`` ``{device, reason}``: a douchette read that was not a code (from ``aptic-terminal run``).
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ and the sync worker all use the store. A file is owned by a single process, whic
 read cache of the outbox, state and snapshot files safe. History files are read when needed and not kept
 in memory: a month may hold tens of thousands of rows.
 
->>> import tempfile
->>> store = Store(tempfile.mkdtemp())
->>> store.record([{"id": "0b6c...", "pass_number": "126000123407582112", "seq": store.next_seq()}])
->>> store.pending_count()
+>>> import tempfile, uuid
+>>> with tempfile.TemporaryDirectory() as directory:
+...     store = Store(directory)
+...     store.record([{"id": str(uuid.uuid4()), "pass_number": "126000123407582112", "seq": store.next_seq()}])
+...     Store(directory).pending_count()  # another process, after a power cut: it is there
 1
 """
 

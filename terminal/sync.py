@@ -258,6 +258,7 @@ class SyncWorker:
         self.next_attempt_at: float | None = None
         self._started_at = time.monotonic()
         self._last_heartbeat: float | None = None
+        self._last_housekeeping: float | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -343,6 +344,13 @@ class SyncWorker:
         except CentralError as error:
             logger.info("Heartbeat not sent: %s", error)
 
+    def _housekeeping(self) -> None:
+        """Once a day: delete history older than the months kept (a daemon may run for months)."""
+        now = time.monotonic()
+        if self._last_housekeeping is None or now - self._last_housekeeping > 86_400:
+            self._last_housekeeping = now
+            self.store.prune_history()
+
     # -- online validity check ---------------------------------------------------------------------------
 
     def check_validity(self, number: str, service: int, point: int) -> dict[str, Any] | None:
@@ -401,6 +409,7 @@ class SyncWorker:
         self.backoff.success()
         self.online = True
         self.last_success = datetime.now(UTC).isoformat(timespec="seconds")
+        self._housekeeping()
         if report.pushed:
             logger.info("Synced %d scan(s), %d rejected", report.pushed, report.rejected)
         return self.interval

@@ -346,7 +346,7 @@ class Terminal:
         The offline verdict comes first. When the sync worker says the central answers (``online_check`` is
         set and returns a verdict within its 1.5 s), the central's verdict replaces it and is not provisional;
         except when the offline refusal comes from what only this terminal knows (the open entry, scans not
-        yet synced), which stands.
+        yet synced), which stands. Calls are serialised: a scan waits for the one before it, central included.
         """
         with self._lock:
             place = self._require_place()
@@ -451,6 +451,7 @@ class Terminal:
                         "submitted_monotonic": mono,
                         "offline_reason": str(result.reason),
                         "offline_message": result.message,
+                        "provisional": result.provisional,
                         "device": result.device,
                     }
                 )

@@ -1,0 +1,15 @@
+"""The examples in the terminal modules' docstrings run as written."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+from terminal import clock, config, store
+
+
+@pytest.mark.parametrize("module", [clock, config, store], ids=lambda m: m.__name__)
+def test_docstring_examples(module: object) -> None:
+    failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0
