@@ -23,7 +23,15 @@ from typing import TextIO
 from terminal.scanner import devices as devmod
 from terminal.scanner.decoder import LAYOUT_CHOICES, Decoder, DecoderConfig, Read, Result
 from terminal.scanner.keymaps import LAYOUTS, TERMINATOR_KEYS
-from terminal.scanner.reader import ReaderConfig, ScanDiscard, ScannerReader, ScanRead, node_entry
+from terminal.scanner.reader import (
+    ReaderConfig,
+    ScanDiscard,
+    ScannerReader,
+    ScanRead,
+    default_state_file,
+    node_entry,
+    read_state,
+)
 from terminal.scanner.typist import STYLES
 
 log = logging.getLogger(__name__)
@@ -124,6 +132,12 @@ def _selection_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only the --device ones, not devices whose name or vendor says scanner",
     )
+    p.add_argument(
+        "--state",
+        default=None,
+        metavar="PATH",
+        help="state file of the running reader (default $APTIC_SCANNER_STATE, $XDG_RUNTIME_DIR/...)",
+    )
     p.add_argument("--input-dir", default="/dev/input", help=argparse.SUPPRESS)  # fmt: skip
 
 
@@ -160,6 +174,7 @@ def reader_config(args: argparse.Namespace, decoder: DecoderConfig | None = None
         heuristics=not args.no_heuristics,
         decoder=decoder or DecoderConfig(layout=args.layout, fallback=args.fallback),
         input_dir=args.input_dir,
+        state_file=args.state or default_state_file(),
     )
 
 
@@ -262,11 +277,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     nodes = devmod.scan(cfg.input_dir)
     groups = devmod.group_nodes(nodes)
     classes = {g: devmod.classify(ns, cfg.devices, cfg.ignore, cfg.heuristics) for g, ns in groups.items()}
+    state = read_state(cfg.state_file) if cfg.state_file else None
+    by_path = {d["path"]: d for d in state["devices"]} if state else {}
     entries = []
     for node in nodes:
         cls = classes.get(node.group) if node.error is None else None
         entry = node_entry(node, cls, cfg.decoder_for([node]))
         entry["grabbed"] = _grabbed_elsewhere(node.path) if cls and cls.douchette and node.has_keys else False
+        running = by_path.get(node.path)
+        if running is not None:  # what the running reader knows: it holds the grab, the layout it detected
+            entry["reader_pid"] = state["pid"] if running.get("grabbed") else None
+            entry["detected_layout"] = running.get("detected_layout")
         entries.append(entry)
     if args.json:
         print(json.dumps({"devices": entries}, ensure_ascii=False, indent=1))

@@ -38,6 +38,7 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import json
 import logging
 import os
 import selectors
@@ -111,6 +112,8 @@ class ReaderConfig:
 
     input_dir: str = "/dev/input"
     rescan_interval: float = 0.5
+    state_file: str | None = None
+    """Where to keep :meth:`ScannerReader.devices` as JSON while running (for ``scanner list``); None: nowhere."""
 
 
 class EventSource(Protocol):
@@ -218,6 +221,7 @@ class _Device:
     busy: set[str] = field(default_factory=set)  # paths whose grab failed with EBUSY
     errors: dict[str, str] = field(default_factory=dict)
     virtual: bool = False
+    reported_layout: str | None = None  # detected layout as last written to the state file
 
 
 class ScannerReader:
@@ -383,6 +387,7 @@ class ScannerReader:
         self._changed()
 
     def _changed(self) -> None:
+        self._write_state()
         if self.on_change is not None:
             try:
                 self.on_change()
@@ -422,6 +427,9 @@ class ScannerReader:
         for r in results:
             try:
                 if isinstance(r, Read):
+                    if dev.decoder.detected_layout != dev.reported_layout:
+                        dev.reported_layout = dev.decoder.detected_layout
+                        self._write_state()
                     self.on_read(ScanRead(dev.device_id, r.text, r.layout, r.t, r.t + wall_offset))
                 elif isinstance(r, Discard) and self.on_discard is not None:
                     self.on_discard(ScanDiscard(dev.device_id, r.text, r.reason, r.t, r.t + wall_offset))
@@ -513,7 +521,32 @@ class ScannerReader:
                 dev.errors[path] = msg
             self._changed()
 
+    def _write_state(self) -> None:
+        """Write :meth:`devices` to the state file, atomically (errors are logged once, never raised)."""
+        path = self.config.state_file
+        if not path:
+            return
+        other = read_state(path)
+        if other is not None and other.get("pid") != os.getpid():
+            if "state-owned" not in self._warned:  # another reader (the terminal) runs: leave its state alone
+                self._warned.add("state-owned")
+                log.info("scanner state %s belongs to process %s; not writing it", path, other.get("pid"))
+            return
+        try:
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"pid": os.getpid(), "updated": time.time(), "devices": self.devices()}, f)
+            os.replace(tmp, path)
+        except OSError as e:
+            if "state" not in self._warned:
+                self._warned.add("state")
+                log.warning("cannot write scanner state to %s: %s", path, e)
+
     def _shutdown(self) -> None:
+        state = read_state(self.config.state_file) if self.config.state_file else None
+        if state is not None and state.get("pid") == os.getpid():
+            with contextlib.suppress(OSError):
+                os.unlink(self.config.state_file)
         now = time.monotonic()
         for dev in list(self._devices.values()):
             for source in list(dev.sources.values()):
@@ -524,6 +557,26 @@ class ScannerReader:
                 dev.sources.clear()
             self._deliver(dev, dev.decoder.abort(now, "stopped"))
         self._selector.close()
+
+
+def default_state_file() -> str:
+    """``$APTIC_SCANNER_STATE``, else ``$XDG_RUNTIME_DIR/aptic-scanner.json``, else one in /tmp per user."""
+    if path := os.environ.get("APTIC_SCANNER_STATE"):
+        return path
+    if runtime := os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(runtime, "aptic-scanner.json")
+    return f"/tmp/aptic-scanner-{os.getuid()}.json"
+
+
+def read_state(path: str) -> dict | None:
+    """The state a running reader keeps in ``path``, or None if there is none or its process is gone."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
 
 
 def node_entry(node: devmod.InputNode, cls: devmod.Classification | None, config: DecoderConfig) -> dict:

@@ -103,7 +103,7 @@ def test_virtual_douchette_goes_through_the_reader(tmp_path: Path) -> None:
 
 def test_listen_and_type_end_to_end(tmp_path: Path) -> None:
     sock = str(tmp_path / "s.sock")
-    env = {**os.environ, "APTIC_SCANNER_SOCKET": sock}
+    env = {**os.environ, "APTIC_SCANNER_SOCKET": sock, "APTIC_SCANNER_STATE": str(tmp_path / "state.json")}
     listen = subprocess.Popen([*CLI, "scanner", "listen", "--virtual", "--input-dir", str(tmp_path)], cwd=ROOT,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:

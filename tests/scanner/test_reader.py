@@ -264,3 +264,30 @@ def test_kernel_buffer_overflow_discards_the_damaged_scan(kernel, start, collect
     got = collector.wait(2)
     assert [(type(r).__name__, r.text) for r in got] == [("ScanDiscard", PASS[:8]), ("ScanRead", PASS)]
     assert got[0].reason == "syn_dropped"
+
+
+def test_scanner_list_shows_what_the_running_reader_knows(kernel, start, collector, tmp_path, capsys) -> None:
+    import json
+    import os
+
+    from terminal.cli import build_parser
+    from terminal.scanner.reader import read_state
+
+    state = str(tmp_path / "state.json")
+    scanner = kernel.plug("Barcode Scanner", port="usb-1")
+    keyboard = kernel.plug("USB Keyboard", port="usb-2")
+    reader = start(state_file=state)
+    wait_until(lambda: scanner.grabbed_by is not None)
+    kernel.type(scanner, type_text(PASS, "fr"))
+    collector.wait(1)
+    wait_until(lambda: (read_state(state) or {}).get("devices", [{}])[0].get("detected_layout") == "fr")
+
+    args = build_parser().parse_args(["scanner", "list", "--json", "--input-dir", str(kernel.root), "--state", state])
+    assert args.func(args) == 0
+    listed = {d["path"]: d for d in json.loads(capsys.readouterr().out)["devices"]}
+    assert listed[scanner.path]["douchette"] and listed[scanner.path]["grabbed"]
+    assert listed[scanner.path]["reader_pid"] == os.getpid()
+    assert listed[scanner.path]["detected_layout"] == "fr"
+    assert not listed[keyboard.path]["douchette"] and not listed[keyboard.path]["grabbed"]
+    reader.stop()
+    assert read_state(state) is None  # a stopped reader leaves no state behind

@@ -122,6 +122,7 @@ def scanner_list(*args: str) -> list[dict]:
 
 
 def main() -> None:
+    os.environ["APTIC_SCANNER_STATE"] = "/var/tmp/aptic-scanner.json"  # on the guest's tmpfs
     started = time.monotonic()
     path = keyboard_path()
     RESULT["list_unconfigured"] = scanner_list()  # a plain keyboard: not a douchette
@@ -135,6 +136,7 @@ def main() -> None:
     threading.Thread(target=spy, args=(path, spied, stop_spy), daemon=True).start()
 
     RESULT["list_configured"] = scanner_list("--device", "0627:0001")  # douchette, grabbed (by A)
+    RESULT["a_pid"] = a.proc.pid
     say("READY-SCAN")
     RESULT["scans"] = [a.next_line(), a.next_line()]
     say("READY-TIMEOUT")

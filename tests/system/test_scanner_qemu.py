@@ -82,6 +82,7 @@ def test_reader_in_a_real_kernel(guest: Guest) -> None:
     assert plain["douchette"] is False and plain["grabbed"] is False and plain["can_type_codes"]
     [configured] = result["list_configured"]
     assert configured["douchette"] and configured["grabbed"] and configured["id"] == device
+    assert configured["reader_pid"] == result["a_pid"]
     # Nothing reached anyone else while our reader held the grab.
     assert result["b_log_busy"] and result["b_output"] == ""
     assert result["spied_keys"] == 0
