@@ -336,14 +336,17 @@ class ScannerReader:
                         deadline = dev.decoder.deadline
                         if deadline is not None:
                             timeout = min(timeout, deadline - time.monotonic() + 0.001)
+                    serviced = set()
                     for key, _ in self._selector.select(max(timeout, 0.0)):
                         if key.data is None:
                             self._drain_wake()
                         else:
                             self._service(*key.data)
+                            serviced.add(key.data[0].device_id)
                     now = time.monotonic()
                     for dev in list(self._devices.values()):
-                        if dev.decoder.pending:
+                        # A device just read may have more events queued: _service ticked it at its last event.
+                        if dev.decoder.pending and dev.device_id not in serviced:
                             self._deliver(dev, dev.decoder.tick(now))
                 except Exception:  # never let the thread die: log, breathe, go on
                     log.exception("scanner reader loop error (continuing)")
@@ -405,6 +408,8 @@ class ScannerReader:
             results = feed(t, type_, code, value)
             if results:
                 self._deliver(dev, results)
+        if events and dev.decoder.pending:  # a gap before the last event read is certain; after it, maybe not
+            self._deliver(dev, dev.decoder.tick(events[-1][0]))
 
     def _lost(self, dev: _Device, source: EventSource, error: OSError) -> None:
         """A node went away (or broke): forget its descriptor at once, discard the pending read."""

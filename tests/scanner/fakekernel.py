@@ -110,7 +110,7 @@ class FakeInputDevice:
     def read(self):
         if self.node.unplugged:
             raise OSError(errno.ENODEV, "No such device")
-        data = os.read(self.fd, 65536)  # BlockingIOError when empty, like evdev
+        data = os.read(self.fd, INPUT_EVENT.size * 64)  # at most 64 events per read, like evdev
         for sec, usec, ty, c, v in INPUT_EVENT.iter_unpack(data):
             yield _Ev(sec, usec, ty, c, v)
 

@@ -291,3 +291,16 @@ def test_scanner_list_shows_what_the_running_reader_knows(kernel, start, collect
     assert not listed[keyboard.path]["douchette"] and not listed[keyboard.path]["grabbed"]
     reader.stop()
     assert read_state(state) is None  # a stopped reader leaves no state behind
+
+
+def test_a_backlog_read_late_is_judged_on_event_times_not_on_the_clock(kernel, start, collector) -> None:
+    """A reader that fell behind (busy machine) finds a whole scan queued, typed long ago, read 64 events at a
+    time: the keys were 8 ms apart, so it is a good read, not an idle timeout."""
+    scanner = kernel.plug("Barcode Scanner")
+    start()
+    wait_until(lambda: scanner.grabbed_by is not None)
+    events = type_text(PASS, "fr", start=-3.0)
+    assert len(events) > 3 * 64
+    kernel.type(scanner, events)
+    [read] = collector.wait(1)
+    assert (read.text, read.layout) == (PASS, "fr")
