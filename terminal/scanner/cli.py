@@ -121,8 +121,9 @@ def _selection_options(p: argparse.ArgumentParser) -> None:
         "--device",
         action="append",
         default=[],
-        metavar="NAME_OR_PATH",
-        help="treat this device as a douchette: path or by-id link, vendor:product, or part of its name",
+        metavar="NAME_OR_PATH[=LAYOUT]",
+        help="treat this device as a douchette: path or by-id link, vendor:product, or part of its name; "
+        "=us or =fr says which layout it is set to emulate",
     )
     p.add_argument(
         "--ignore", action="append", default=[], metavar="NAME_OR_PATH", help="never treat this device as a douchette"
