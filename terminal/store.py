@@ -48,6 +48,7 @@ from typing import Any
 
 from tinydb import TinyDB
 from tinydb.middlewares import Middleware
+from tinydb.operations import delete
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
@@ -337,6 +338,28 @@ class Store:
             docs = sorted(self._outbox.all(), key=lambda doc: doc.get("seq", 0))
             return [dict(doc) for doc in docs[:limit]]
 
+    def claim(self, limit: int) -> list[dict[str, Any]]:
+        """The oldest pending scans (at most ``limit``), marked ``sent`` durably before they go to the central.
+
+        Once a scan may have reached the central (a request sent, whatever came back), it can no longer be
+        cancelled on the terminal: the central might have counted it already.
+        """
+        with self._lock:
+            batch = self.pending(limit)
+            fresh = {scan["id"] for scan in batch if not scan.get("sent")}
+            if fresh:
+                self._outbox.update({"sent": True}, cond=lambda doc: doc.get("id") in fresh)
+                for scan in batch:
+                    scan["sent"] = True
+            return batch
+
+    def unclaim(self, scan_ids: Iterable[str]) -> None:
+        """Take the ``sent`` mark off scans whose request surely never left (the connection was refused)."""
+        with self._lock:
+            ids = set(scan_ids)
+            if ids:
+                self._outbox.update(delete("sent"), cond=lambda doc: doc.get("id") in ids and "sent" in doc)
+
     def pending_count(self) -> int:
         with self._lock:
             return len(self._outbox)
@@ -406,7 +429,8 @@ class Store:
     def cancel(self, scan_ids: Iterable[str]) -> list[dict[str, Any]]:
         """Withdraw pending scans before they reach the central; they go to history as ``cancelled``.
 
-        All or nothing: raises ``KeyError`` with the ids no longer pending (already synced, or unknown).
+        All or nothing: raises ``KeyError`` with the ids that cannot be withdrawn any more (already sent to
+        the central, synced, or unknown).
         """
         with self._lock:
             wanted = set(scan_ids)
@@ -421,7 +445,7 @@ class Store:
                     "filed_month": month_of(now.date()),
                 }
                 for doc in self._outbox.all()
-                if doc.get("id") in wanted
+                if doc.get("id") in wanted and not doc.get("sent")
             }
             missing = wanted - set(rows)
             if missing:

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+import urllib3
 
 from terminal.snapshot import merge
 from terminal.terminal import Terminal
@@ -60,11 +61,22 @@ class CentralError(Exception):
 
 class Unavailable(CentralError):
     """Worth retrying later: network error, timeout, 5xx, 429. ``retry_after`` in seconds, if the central
-    said."""
+    said; ``reached`` is False when the request surely never left (no connection could be made)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *, reached: bool = True) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.reached = reached
+
+
+def never_sent(error: requests.RequestException) -> bool:
+    """True when no connection was made, so the central cannot have seen the request (refused, no route,
+    unknown host, connect timeout). A reset or a read timeout may come after the central got it all."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    if isinstance(error, requests.ConnectionError) and error.args:
+        return isinstance(getattr(error.args[0], "reason", None), urllib3.exceptions.NewConnectionError)
+    return False
 
 
 class Unauthorized(CentralError):
@@ -153,7 +165,9 @@ class CentralClient:
                 timeout=timeout or self.timeout,
             )
         except requests.RequestException as error:
-            raise Unavailable(f"{method} {path}: {type(error).__name__}: {error}") from error
+            raise Unavailable(
+                f"{method} {path}: {type(error).__name__}: {error}", reached=not never_sent(error)
+            ) from error
         status = response.status_code
         if status == 429 or status >= 500:
             raise Unavailable(f"{method} {path}: HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
@@ -274,10 +288,16 @@ class SyncWorker:
         with self._round:
             report = SyncReport()
             while True:
-                batch = self.store.pending(self.batch_size)
+                fresh = [scan["id"] for scan in self.store.pending(self.batch_size) if not scan.get("sent")]
+                batch = self.store.claim(self.batch_size)
                 if not batch:
                     break
-                rows = self._push(batch)
+                try:
+                    rows = self._push(batch)
+                except Unavailable as error:
+                    if not error.reached:  # nothing left the terminal: the médiateur may still cancel these
+                        self.store.unclaim(fresh)
+                    raise
                 if not rows:
                     raise Unavailable("the central answered none of the scans sent")
                 report.pushed += len(rows)

@@ -478,7 +478,8 @@ class Terminal:
             return receipt
 
     def cancel_entry(self, entry_id: str) -> list[dict[str, Any]]:
-        """Withdraw a submitted entry within 15 minutes, if none of its scans has been synced yet.
+        """Withdraw a submitted entry within 15 minutes, if none of its scans has been sent to the central yet
+        (sent: a request left, even if no answer came back).
 
         The window is measured on the monotonic clock when the entry was submitted in this boot (a wall clock
         set by NTP in between cannot stretch it), else on the wall clock. Returns the history rows written.
@@ -486,7 +487,7 @@ class Terminal:
         with self._lock:
             scans = [s for s in self.store.pending() if s.get("entry_id") == entry_id]
             synced = [r for r in self._history_rows(2) if r.get("entry_id") == entry_id]
-            if not scans or synced:
+            if not scans or synced or any(s.get("sent") for s in scans):
                 raise CancelRefused(
                     f"entry {entry_id} has no pending scans or some are synced",
                     "Annulation impossible : la saisie a déjà été transmise au central.",

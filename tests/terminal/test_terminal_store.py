@@ -224,3 +224,15 @@ def test_a_read_only_store_touches_nothing(tmp_path: Path) -> None:
     with pytest.raises(ReadOnly):
         looker.save_token("t")
     assert Store(tmp_path).pending_count() == 1
+
+
+def test_a_scan_claimed_for_sending_cannot_be_cancelled_even_after_a_restart(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    a, b = scan(store), scan(store)
+    store.record([a, b])
+    assert [s["id"] for s in store.claim(1)] == [a["id"]]
+    with pytest.raises(KeyError):
+        Store(tmp_path).cancel([a["id"]])
+    store = Store(tmp_path)
+    store.unclaim([a["id"]])  # the connection was refused: it never left
+    assert [r["id"] for r in store.cancel([a["id"], b["id"]])] == [a["id"], b["id"]]

@@ -27,7 +27,7 @@ from terminal.clock import Clock
 from terminal.events import Event
 from terminal.store import Store
 from terminal.sync import AlreadyRunning, Backoff, CentralClient, SyncWorker, Unavailable, parse_retry_after
-from terminal.terminal import Terminal
+from terminal.terminal import CancelRefused, Terminal
 
 HERE = Path(__file__).parent
 SIRETS = itertools.count(10_000_000_000_000)
@@ -162,6 +162,32 @@ def test_network_faults_lose_nothing_and_count_nothing_twice(site: Site, carnets
     assert statuses(terminal) == dict.fromkeys(ids, "accepted")
     assert site.paid_passes() == 5
     assert sum(1 for method, path in proxy.requests if path == "/api/v1/scans") == 6
+
+
+def test_cancel_stays_possible_while_the_central_is_unreachable_not_once_a_request_left(
+    site: Site, carnets: Carnets, proxy: FaultProxy
+) -> None:
+    terminal, worker = site.terminal("t", url=proxy.url)
+    down = SyncWorker(terminal, CentralClient(f"http://127.0.0.1:{free_port()}", token=terminal.store.token))
+    first = terminal.start_entry(12).id
+    terminal.handle_code(carnets()[0])
+    terminal.submit()
+    with pytest.raises(Unavailable):
+        down.sync_once()  # connection refused: nothing left the terminal
+    assert [r["status"] for r in terminal.cancel_entry(first)] == ["cancelled"]
+
+    second = terminal.start_entry(12).id
+    number = carnets()[0]
+    terminal.handle_code(number)
+    terminal.submit()
+    proxy.inject("/api/v1/scans", "500_after_commit")
+    with pytest.raises(Unavailable):
+        worker.sync_once()  # the central counted it, the answer was lost
+    with pytest.raises(CancelRefused):
+        terminal.cancel_entry(second)
+    worker.sync_once()
+    assert [r["status"] for r in terminal.store.iter_history()] == ["cancelled", "accepted"]
+    assert site.paid_passes() == 1
 
 
 def test_one_pass_accepted_offline_on_two_terminals_is_paid_once(site: Site, carnets: Carnets) -> None:
