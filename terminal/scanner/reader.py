@@ -489,6 +489,11 @@ class ScannerReader:
         for cls in self._classes.values():
             if cls.douchette:
                 self._open_douchette(cls)
+        if self.rescans == 1 and not any(c.douchette for c in self._classes.values()):
+            keyboards = [n.name for c in self._classes.values() if not c.douchette for n in c.nodes if n.can_type_codes]
+            log.info("no douchette among the %d input devices of %s yet (keyboards, which --device can name: %s); "
+                     "waiting for one",
+                     len(paths), input_dir, ", ".join(map(repr, keyboards)) or "none")  # fmt: skip
 
     def _open_douchette(self, cls: devmod.Classification) -> None:
         first = cls.nodes[0]
