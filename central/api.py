@@ -68,8 +68,12 @@ def device_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if scheme.lower() != "bearer" or not token or len(token) > 200:
             raise ServiceError(401, "unauthorized", "Jeton d'appareil manquant.")
         with _ctx().engine.connect() as conn:
+            g.conn = conn  # read-only views reuse this connection: one pool checkout per request
             g.device = activation.authenticate(conn, token.strip())
-        return view(*args, **kwargs)
+            try:
+                return view(*args, **kwargs)
+            finally:
+                g.conn = None
 
     return wrapper
 
@@ -127,8 +131,7 @@ def pass_validity(number: str) -> Any:
     if len(number) > 64:
         raise ServiceError(400, "invalid_request", "Numéro de pass trop long.", {"number": "at most 64 characters"})
     assert service is not None
-    with _ctx().engine.connect() as conn:
-        return validity.validity(conn, _ctx().auth, g.device.organisation_id, number, service, point, now())
+    return validity.validity(g.conn, _ctx().auth, g.device.organisation_id, number, service, point, now())
 
 
 @bp.post("/scans")
@@ -157,8 +160,7 @@ def push_scans() -> Any:
 @device_required
 def get_snapshot() -> Any:
     since = request.args.get("since")
-    with _ctx().engine.connect() as conn:
-        return snapshot.snapshot(conn, g.device.organisation_id, since, now())
+    return snapshot.snapshot(g.conn, g.device.organisation_id, since, now())
 
 
 @bp.get("/statements")
@@ -167,8 +169,7 @@ def get_statement() -> Any:
     month = request.args.get("month")
     if month is None:
         month = month_of(now())
-    with _ctx().engine.connect() as conn:
-        return statements.statement(conn, g.device.organisation_id, month)
+    return statements.statement(g.conn, g.device.organisation_id, month)
 
 
 @bp.post("/heartbeat")
@@ -182,8 +183,7 @@ def post_heartbeat() -> Any:
 @bp.get("/desired-state")
 @device_required
 def get_desired_state() -> Any:
-    with _ctx().engine.connect() as conn:
-        return fleet.desired_state(conn, g.device.id, now())
+    return fleet.desired_state(g.conn, g.device.id, now())
 
 
 def register_errors(app: Any) -> None:

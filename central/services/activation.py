@@ -19,7 +19,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from central import schema as t
 from central.db import utc, write_transaction
@@ -110,6 +110,11 @@ def _activate(
     }
 
 
+_BY_TOKEN = select(t.devices.c.id, t.devices.c.organisation_id, t.devices.c.token_hash, t.devices.c.revoked_at).where(
+    t.devices.c.token_hash == bindparam("digest")
+)
+
+
 def authenticate(conn: Connection, token: str) -> Any:
     """The active device holding ``token``, or a 401 ServiceError.
 
@@ -117,11 +122,7 @@ def authenticate(conn: Connection, token: str) -> Any:
     stored hash is compared in constant time.
     """
     digest = hash_secret(token)
-    row = conn.execute(
-        select(t.devices.c.id, t.devices.c.organisation_id, t.devices.c.token_hash, t.devices.c.revoked_at).where(
-            t.devices.c.token_hash == digest
-        )
-    ).first()
+    row = conn.execute(_BY_TOKEN, {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest) or row.revoked_at is not None:
         raise ServiceError(401, "unauthorized", "Appareil non reconnu ou révoqué : activez-le à nouveau.")
     return row

@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import DBAPIError
 
 from aptic.passnumber import Authenticator, PassNumber, PassNumberError, parse
 from aptic.places import Place
@@ -71,9 +70,11 @@ class _LostRace(Exception):
     """Another transaction committed a conflicting row first: judge the batch again."""
 
 
-def _retryable(error: DBAPIError) -> bool:
-    code = getattr(error.orig, "sqlstate", None)
-    return code in {"40P01", "40001"}  # deadlock detected, serialization failure
+def _retryable(error: Exception) -> bool:
+    """Deadlock or serialization failure, from SQLAlchemy (wrapped) or from the driver directly (the bulk
+    inserts use the driver's cursor)."""
+    code = getattr(error, "sqlstate", None) or getattr(getattr(error, "orig", None), "sqlstate", None)
+    return code in {"40P01", "40001"}
 
 
 def ingest(
@@ -86,10 +87,10 @@ def ingest(
                 return _ingest(conn, auth, device_id, organisation_id, scans, now)
         except _LostRace:
             log.info("ingest batch lost a race, judging again (attempt %d)", attempt + 1)
-        except DBAPIError as error:
+        except Exception as error:
             if not _retryable(error):
                 raise
-            log.info("ingest batch hit %s, retrying (attempt %d)", type(error.orig).__name__, attempt + 1)
+            log.info("ingest batch hit %s, retrying (attempt %d)", type(error).__name__, attempt + 1)
     raise RuntimeError("ingest could not settle a batch after repeated races")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from aptic.passnumber import Authenticator, PassNumber, authentic
 from aptic.rules import Order, PriorUse
@@ -35,26 +35,44 @@ class CarnetFacts:
     commanditaire: str
 
 
+_CARNETS = (
+    select(
+        t.carnets.c.carnet,
+        t.carnets.c.size,
+        t.carnets.c.blocked_at,
+        t.orders,
+        t.commanditaires.c.name.label("commanditaire"),
+    )
+    .join(t.orders, t.orders.c.id == t.carnets.c.order_id)
+    .join(t.commanditaires, t.commanditaires.c.id == t.orders.c.commanditaire_id)
+)
+# Built once: the validity endpoint runs this for every request (statement building is not free).
+_ONE_CARNET = _CARNETS.where(t.carnets.c.carnet == bindparam("carnet"))
+_USES = select(
+    t.pass_uses.c.pass_number,
+    t.pass_uses.c.carnet,
+    t.pass_uses.c.service,
+    t.pass_uses.c.organisation_id,
+    t.pass_uses.c.local_date,
+    t.points.c.name,
+).outerjoin(t.points, t.points.c.id == t.pass_uses.c.point_id)
+_ONE_CARNET_USES = _USES.where(t.pass_uses.c.carnet == bindparam("carnet"))
+
+
+def _facts(r: Any) -> CarnetFacts:
+    return CarnetFacts(r.carnet, r.size, utc(r.blocked_at), r, r.id, r.commanditaire_id, r.commanditaire)
+
+
+def load_carnet(conn: Connection, carnet: str) -> CarnetFacts | None:
+    row = conn.execute(_ONE_CARNET, {"carnet": carnet}).first()
+    return None if row is None else _facts(row)
+
+
 def load_carnets(conn: Connection, carnet_ids: Iterable[str]) -> dict[str, CarnetFacts]:
     ids = sorted(set(carnet_ids))
     if not ids:
         return {}
-    rows = conn.execute(
-        select(
-            t.carnets.c.carnet,
-            t.carnets.c.size,
-            t.carnets.c.blocked_at,
-            t.orders,
-            t.commanditaires.c.name.label("commanditaire"),
-        )
-        .join(t.orders, t.orders.c.id == t.carnets.c.order_id)
-        .join(t.commanditaires, t.commanditaires.c.id == t.orders.c.commanditaire_id)
-        .where(t.carnets.c.carnet.in_(ids))
-    ).all()
-    return {
-        r.carnet: CarnetFacts(r.carnet, r.size, utc(r.blocked_at), r, r.id, r.commanditaire_id, r.commanditaire)
-        for r in rows
-    }
+    return {r.carnet: _facts(r) for r in conn.execute(_CARNETS.where(t.carnets.c.carnet.in_(ids)))}
 
 
 def issued(number: PassNumber, facts: CarnetFacts | None, auth: Authenticator) -> bool:
@@ -101,18 +119,7 @@ def prior_uses(conn: Connection, carnet_ids: Iterable[str]) -> dict[str, list[Pr
     out: dict[str, list[PriorUse]] = defaultdict(list)
     if not ids:
         return out
-    rows = conn.execute(
-        select(
-            t.pass_uses.c.pass_number,
-            t.pass_uses.c.carnet,
-            t.pass_uses.c.service,
-            t.pass_uses.c.organisation_id,
-            t.pass_uses.c.local_date,
-            t.points.c.name,
-        )
-        .outerjoin(t.points, t.points.c.id == t.pass_uses.c.point_id)
-        .where(t.pass_uses.c.carnet.in_(ids))
-    ).all()
-    for r in rows:
+    query = _ONE_CARNET_USES if len(ids) == 1 else _USES.where(t.pass_uses.c.carnet.in_(ids))
+    for r in conn.execute(query, {"carnet": ids[0]}):
         out[r.carnet].append(PriorUse(r.pass_number, r.service, r.organisation_id, r.local_date, r.name or ""))
     return out

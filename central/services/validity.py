@@ -5,26 +5,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from aptic.passnumber import Authenticator, PassNumberError, parse
+from aptic.places import Place
 from aptic.rules import judge
 from central import schema as t
 from central.services.common import ServiceError, local_date, place_from_rows
-from central.services.passes import load_carnets, order_for, prior_uses
+from central.services.passes import load_carnet, order_for, prior_uses
+
+_PLACES = (
+    select(
+        t.points.c.id,
+        t.points.c.organisation_id,
+        t.points.c.name,
+        t.points.c.insee,
+        t.points.c.typologies,
+        t.organisations.c.qualified,
+        t.organisations.c.catalogue,
+    )
+    .join(t.organisations, t.organisations.c.id == t.points.c.organisation_id)
+    .where(t.points.c.organisation_id == bindparam("organisation"))
+)
+_PLACE = _PLACES.where(t.points.c.id == bindparam("point"))
+_FIRST_PLACE = _PLACES.order_by(t.points.c.id).limit(1)
 
 
-def load_place(conn: Connection, organisation_id: int, point_id: int | None) -> Any:
+def load_place(conn: Connection, organisation_id: int, point_id: int | None) -> Place:
     """The point (with its organisation) a device speaks for; the first one when ``point_id`` is None."""
-    query = select(t.points).where(t.points.c.organisation_id == organisation_id)
-    query = query.where(t.points.c.id == point_id) if point_id is not None else query.order_by(t.points.c.id)
-    point = conn.execute(query.limit(1)).first()
-    if point is None:
+    if point_id is None:
+        row = conn.execute(_FIRST_PLACE, {"organisation": organisation_id}).first()
+    else:
+        row = conn.execute(_PLACE, {"organisation": organisation_id, "point": point_id}).first()
+    if row is None:
         raise ServiceError(
             404, "unknown_point", "Point de présence inconnu pour votre organisation.", {"point": "unknown"}
         )
-    org = conn.execute(select(t.organisations).where(t.organisations.c.id == organisation_id)).one()
-    return place_from_rows(point, org)
+    return place_from_rows(row, row)
 
 
 def validity(
@@ -43,7 +60,7 @@ def validity(
     except PassNumberError:
         verdict = judge(text, order=None, place=place, service=service, today=local_date(now))
     else:
-        facts = load_carnets(conn, [number.carnet]).get(number.carnet)
+        facts = load_carnet(conn, number.carnet)
         order = order_for(number, facts, auth, now)
         uses = prior_uses(conn, [number.carnet]).get(number.carnet, []) if order is not None else []
         verdict = judge(number, order=order, place=place, service=service, today=local_date(now), uses=uses)

@@ -98,7 +98,9 @@ def push_all(base: str, token: str, scans: list[dict[str, Any]], batch: int, bar
     results = []
     for i in range(0, len(scans), batch):
         r = session.post(base + "/api/v1/scans", json={"scans": scans[i : i + batch]}, timeout=120)
-        r.raise_for_status()
+        if r.status_code != 200:
+            out.put(f"HTTP {r.status_code}: {r.text}")
+            return
         results.extend(r.json()["results"])
     out.put(results)
 
@@ -113,7 +115,8 @@ def race(jobs: list[tuple[str, str, list[dict[str, Any]], int]]) -> list[list[di
     results = [q.get(timeout=180) for q in queues]
     for p in procs:
         p.join(timeout=30)
-        assert p.exitcode == 0
+    errors = [r for r in results if isinstance(r, str)]
+    assert not errors, errors
     return results
 
 
