@@ -103,20 +103,30 @@ def processing(scans: int = 2000) -> list[float]:
     return delays
 
 
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(int(len(ordered) * 0.99) - 1, 0)]
+
+
 def main() -> None:
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+          "(thread wake-up latency, hence p99, grows with the machine's load)")  # fmt: skip
     rate, reads = throughput()
     print(f"decoder throughput: {rate:,.0f} events/s, a third of them EV_KEY ({reads:,} reads decoded); "
           f"target {TARGET_EVENTS_PER_S:,}: x{rate / TARGET_EVENTS_PER_S:.1f}")  # fmt: skip
-    delays = sorted(latency())
-    median = statistics.median(delays) * 1000
-    p99 = delays[int(len(delays) * 0.99) - 1] * 1000
-    print(f"terminating key event -> on_read, over {len(delays)} scans: median {median:.3f} ms, "
-          f"p99 {p99:.3f} ms, max {delays[-1] * 1000:.3f} ms; target p99 < {TARGET_P99_MS} ms: "
-          f"x{TARGET_P99_MS / p99:.1f} margin")  # fmt: skip
-    work = sorted(processing())
-    print(f"  of which read + decode (no thread wake-up): median {statistics.median(work) * 1000:.3f} ms, "
-          f"p99 {work[int(len(work) * 0.99) - 1] * 1000:.3f} ms; load average while measuring: "
-          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (wake-up latency grows with load)")  # fmt: skip
+    rounds = [latency(1000) for _ in range(3)]
+    for i, delays in enumerate(rounds, 1):
+        print(f"terminating key event -> on_read, round {i} of 1000 scans: median "
+              f"{statistics.median(delays) * 1000:.3f} ms, p99 {_p99(delays) * 1000:.3f} ms, "
+              f"max {max(delays) * 1000:.3f} ms (load {os.getloadavg()[0]:.2f})")  # fmt: skip
+    everything = [d for delays in rounds for d in delays]
+    p99 = _p99(everything) * 1000
+    best = min(_p99(delays) for delays in rounds) * 1000
+    print(f"  all {len(everything)} scans: median {statistics.median(everything) * 1000:.3f} ms, p99 {p99:.3f} ms "
+          f"(best round {best:.3f} ms); target p99 < {TARGET_P99_MS} ms: x{TARGET_P99_MS / p99:.1f}")  # fmt: skip
+    work = processing()
+    print(f"  of which read + decode in one thread (no wake-up): median {statistics.median(work) * 1000:.3f} ms, "
+          f"p99 {_p99(work) * 1000:.3f} ms")  # fmt: skip
     floor = 18 * KEY_MS
     print(f"physical floor: a scanner types 18 digits at {KEY_MS} ms per key in {floor} ms "
           f"({floor + KEY_MS} ms with Enter); delivery adds {p99 / floor * 100:.2f} % of that at p99")  # fmt: skip
