@@ -43,7 +43,7 @@ from typing import Any
 import requests
 import urllib3
 
-from terminal.snapshot import merge
+from terminal.snapshot import SnapshotError, merge
 from terminal.terminal import Terminal
 
 logger = logging.getLogger(__name__)
@@ -331,7 +331,12 @@ class SyncWorker:
             and not any(received.get(k) for k in ("orders", "blocked_carnets", "used_passes"))
         ):
             return False
-        self.terminal.load_snapshot(merge(saved, received))
+        try:
+            self.terminal.load_snapshot(merge(saved, received))
+        except SnapshotError as error:  # keep judging with the data we have; uploads go on
+            logger.error("Snapshot from the central not usable, kept the previous one: %s", error)
+            self.last_error = f"{datetime.now(UTC).isoformat(timespec='seconds')} snapshot: {error}"
+            return False
         return True
 
     # -- heartbeat ---------------------------------------------------------------------------------------
@@ -363,6 +368,8 @@ class SyncWorker:
             raise
         except CentralError as error:
             logger.info("Heartbeat not sent: %s", error)
+        except (TypeError, ValueError) as error:  # a part of the status that is not JSON: report, carry on
+            logger.warning("Heartbeat not built: %s", error)
 
     def _housekeeping(self) -> None:
         """Once a day: delete history older than the months kept (a daemon may run for months)."""

@@ -135,6 +135,7 @@ class FaultProxy:
         self.target = target.removeprefix("http://")
         self.faults: dict[str, deque[str]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.queries: list[str] = []  # paths with their query strings
         self._lock = threading.Lock()
         proxy = self
 
@@ -169,6 +170,7 @@ class FaultProxy:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         with self._lock:
             self.requests.append((handler.command, handler.path.split("?")[0]))
+            self.queries.append(handler.path)
         fault = self._next_fault(handler.path) or ""
         if fault == "reset":
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

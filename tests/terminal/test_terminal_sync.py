@@ -145,6 +145,25 @@ def test_scans_reach_the_central_once_and_results_are_filed(site: Site, carnets:
     assert site.paid_passes() == 2
 
 
+def test_the_snapshot_is_pulled_by_cursor_after_the_upload(site: Site, carnets: Carnets, proxy: FaultProxy) -> None:
+    terminal, worker = site.terminal("t", url=proxy.url)
+    first_cursor = terminal.snapshot.cursor
+    blocked, used = carnets()[0], carnets()[0]
+    record(terminal, used)
+    site.central.cli("block-carnet", blocked[:10])
+    new_order = site.central.issue(1, "--territory", "33")[0]  # issued after this terminal's last pull
+    assert terminal.handle_code(new_order).reason is Reason.UNKNOWN_PASS
+    proxy.requests.clear()
+    worker.sync_once()
+    assert [path for _, path in proxy.requests] == ["/api/v1/scans", "/api/v1/snapshot"]  # upload, then download
+    assert proxy.queries[-1] == f"/api/v1/snapshot?since={first_cursor}"
+    assert terminal.snapshot.cursor != first_cursor
+    assert terminal.store.snapshot()["full"] is True  # what is saved is whole: the delta was merged in
+    assert terminal.handle_code(blocked).reason is Reason.BLOCKED
+    assert terminal.handle_code(new_order).valid
+    assert terminal.handle_code(used).reason is Reason.ALREADY_USED
+
+
 def test_network_faults_lose_nothing_and_count_nothing_twice(site: Site, carnets: Carnets, proxy: FaultProxy) -> None:
     terminal, worker = site.terminal("t", url=proxy.url, batch_size=2)
     ids = [i for _ in range(5) for i in record(terminal, carnets()[0])]
