@@ -102,11 +102,15 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from terminal.sync import worker_running
+
     config = settings(args)
     terminal = open_terminal(config, readonly=True)
     status = terminal.status()
     state = terminal.store.state()
     status["central_url"] = config.central_url or state.get("central_url")
+    status["last_sync"] = state.get("last_sync")
+    status["daemon_running"] = worker_running(config.data_dir)
     status["data_dir"] = str(config.data_dir)
     status["history_months"] = terminal.store.history_files()
     if args.json:
@@ -116,6 +120,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"activation: {status['activation']}  device: {status['device_id']}  place: {status['place']}")
         print(f"outbox: {outbox['pending']} pending (limit {outbox['limit']})  clock synced: {status['clock_synced']}")
         print(f"snapshot: {status['snapshot']['generated_at']}  central: {status['central_url']}")
+        print(f"last sync: {status['last_sync']}  daemon running: {status['daemon_running']}")
     return 0
 
 

@@ -97,6 +97,21 @@ class AlreadyRunning(RuntimeError):
     """Another sync worker holds the lock on this data directory."""
 
 
+def worker_running(directory: os.PathLike[str] | str) -> bool:
+    """True when a sync worker (``aptic-terminal run``) holds the lock on ``directory``."""
+    try:
+        fd = os.open(os.path.join(directory, "sync.lock"), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or None."""
     if not value:
@@ -273,6 +288,7 @@ class SyncWorker:
         self._started_at = time.monotonic()
         self._last_heartbeat: float | None = None
         self._last_housekeeping: float | None = None
+        self._last_saved_success: float | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -436,6 +452,10 @@ class SyncWorker:
         self.backoff.success()
         self.online = True
         self.last_success = datetime.now(UTC).isoformat(timespec="seconds")
+        now = time.monotonic()
+        if report.pushed or report.snapshot_changed or now - (self._last_saved_success or -1e9) > 600:
+            self._last_saved_success = now  # for `status` in another process; not every round (SD card wear)
+            self.store.update_state(last_sync=self.last_success)
         self._housekeeping()
         if report.pushed:
             logger.info("Synced %d scan(s), %d rejected", report.pushed, report.rejected)

@@ -77,6 +77,7 @@ def test_activate_then_status_and_check(central: Central, organisation: int, pas
     doc = json.loads(status.stdout)
     assert doc["activation"] == "activated" and doc["place"] == "Bus numérique"
     assert doc["outbox"]["pending"] == 0 and doc["central_url"] == central.url
+    assert doc["daemon_running"] is False and doc["last_sync"] is None
 
     valid = aptic_terminal("check", passes[0].replace("", " ").strip(), "--json", data_dir=data_dir)
     assert valid.returncode == 0, valid.stderr
@@ -116,10 +117,11 @@ def test_run_syncs_serves_the_kiosk_and_stops_on_sigterm(central: Central, organ
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             doc = json.loads(aptic_terminal("status", "--json", data_dir=data_dir).stdout)
-            if doc["outbox"]["pending"] == 0:
+            if doc["outbox"]["pending"] == 0 and doc["last_sync"]:
                 break
             time.sleep(0.2)
         assert doc["outbox"]["pending"] == 0, "the daemon did not push the waiting scan"
+        assert doc["daemon_running"] is True and doc["last_sync"]
         state = requests.get(kiosk + "/api/state", timeout=5).json()
         answer = requests.post(kiosk + "/api/check", json={"code": passes[1]},
                                headers={"X-CSRF-Token": state["csrf"]}, timeout=5).json()  # fmt: skip
