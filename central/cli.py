@@ -49,6 +49,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings, engine = _engine(args)
     app = create_app(settings, engine=engine)
+    # Requests are short: hand the GIL over sooner than the default 5 ms so one busy thread does not make
+    # seven others wait (it cuts the latency tail with 8 concurrent clients).
+    sys.setswitchinterval(0.0005)
     log.info("central serving on http://%s:%d/api/v1 (%s)", args.host, args.port, engine.url.get_backend_name())
     waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="aptic-central")
     return 0

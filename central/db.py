@@ -81,7 +81,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":  # plain postgresql:// means psycopg 3 here
             url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-        return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+        # No pre-ping: it would cost a round trip per request; recycle connections instead.
+        return create_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=1800)
     raise ValueError(f"unsupported database URL (SQLite or PostgreSQL only): {parsed.render_as_string()}")
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -152,6 +152,7 @@ def _ingest(
     new_uses: list[dict[str, Any]] = []
     decided: dict[str, dict[str, Any]] = {}
     orders_memo: dict[tuple[int, str, bool], Order] = {}
+    local_days: dict[datetime, tuple[date, str]] = {}
     for s in scans:
         if s.id in known:
             results.append(known[s.id])
@@ -169,7 +170,9 @@ def _ingest(
         when = now if implausible else s.scanned_at
         if implausible:
             flags.append("implausible_time")
-        today = local_date(when)
+        if when not in local_days:  # scans of a batch often share their second: convert once
+            local_days[when] = (local_date(when), month_of(when))
+        today, month = local_days[when]
         place = places.get(s.point)
         carnet_facts = facts.get(number.carnet) if number is not None else None
         if place is None:
@@ -198,7 +201,7 @@ def _ingest(
             if flags:
                 status = "flagged"
                 message = " ".join([message, *(FLAG_NOTES[f] for f in flags)])
-            service_month = month_of(when)
+            service_month = month
             pay_month = payment_month(service_month, closed)
             assert number is not None and carnet_facts is not None and place is not None
             uses[number.carnet].append(PriorUse(number.digits, s.service, organisation_id, today, place.name))
@@ -239,7 +242,14 @@ def _ingest(
             "payment_month": pay_month,
         }
         new_scans.append(row)
-        decided[s.id] = _result(row)
+        decided[s.id] = {
+            "id": s.id,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "flags": flags,
+            "payment_month": pay_month,
+        }
         results.append(decided[s.id])
 
     if insert_ignore_many(conn, t.scans, new_scans) != len(new_scans):
