@@ -48,3 +48,19 @@ def test_api_conforms_to_its_openapi_document(central, mode):
 
         check()
     assert seen == 8
+
+
+def test_document_lists_exactly_the_served_routes(tmp_path):
+    from central.app import create_app
+    from central.config import Settings
+    from central.openapi import document
+
+    app = create_app(Settings(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", b"k"))
+    served = {
+        (rule.rule.replace("<path:number>", "{number}"), method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    documented = {(path, method) for path, item in document()["paths"].items() for method in item}
+    assert served == documented
