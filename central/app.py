@@ -7,8 +7,6 @@ with ``now=``: every service takes the time from ``app.config["NOW"]``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
 from sqlalchemy import Engine
 
@@ -39,7 +37,3 @@ def create_app(settings: Settings, *, now: Clock | None = None, engine: Engine |
     app.register_blueprint(api.bp)
     api.register_errors(app)
     return app
-
-
-def engine_of(app: Flask) -> Any:
-    return app.extensions["aptic_central"].engine

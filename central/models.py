@@ -62,14 +62,8 @@ def field_errors(error: ValidationError) -> dict[str, str]:
     return out
 
 
-def schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    """A model's JSON schema with nested definitions inlined (the OpenAPI document keeps one per model)."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    return schema
-
-
 def all_schemas() -> dict[str, dict[str, Any]]:
+    """The request models' JSON schemas, nested ones hoisted, for ``components/schemas`` of the document."""
     out: dict[str, dict[str, Any]] = {}
     for model in (ActivationRequest, ScanBatch, Heartbeat):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

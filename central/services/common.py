@@ -13,7 +13,6 @@ from aptic import referentiel
 from aptic.places import Place
 from aptic.rules import Order, Restrictions
 from central import schema as t
-from central.db import utc
 
 PARIS = ZoneInfo("Europe/Paris")
 """Local time of the scheme: dates on passes, the same-carnet day and payment months are French dates."""
@@ -136,7 +135,3 @@ def load_organisation(conn: Connection, organisation_id: int) -> Any:
     if row is None:
         raise ServiceError(404, "unknown_organisation", f"Organisation {organisation_id} inconnue.")
     return row
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    return utc(value)

@@ -46,8 +46,7 @@ _CARNETS = (
     .join(t.orders, t.orders.c.id == t.carnets.c.order_id)
     .join(t.commanditaires, t.commanditaires.c.id == t.orders.c.commanditaire_id)
 )
-# Built once: the validity endpoint runs this for every request (statement building is not free).
-_ONE_CARNET = _CARNETS.where(t.carnets.c.carnet == bindparam("carnet"))
+# Statements are built once: the validity endpoint runs them for every request (building is not free).
 _USES = select(
     t.pass_uses.c.pass_number,
     t.pass_uses.c.carnet,
@@ -59,13 +58,35 @@ _USES = select(
 _ONE_CARNET_USES = _USES.where(t.pass_uses.c.carnet == bindparam("carnet"))
 
 
+_ONE_CARNET_AND_USES = (
+    _CARNETS.add_columns(
+        t.pass_uses.c.pass_number.label("use_pass"),
+        t.pass_uses.c.service.label("use_service"),
+        t.pass_uses.c.organisation_id.label("use_organisation"),
+        t.pass_uses.c.local_date.label("use_date"),
+        t.points.c.name.label("use_place"),
+    )
+    .outerjoin(t.pass_uses, t.pass_uses.c.carnet == t.carnets.c.carnet)
+    .outerjoin(t.points, t.points.c.id == t.pass_uses.c.point_id)
+    .where(t.carnets.c.carnet == bindparam("carnet"))
+)
+
+
+def load_carnet_and_uses(conn: Connection, carnet: str) -> tuple[CarnetFacts | None, list[PriorUse]]:
+    """A carnet's facts and the accepted uses of its passes, in one round trip (the validity hot path)."""
+    rows = conn.execute(_ONE_CARNET_AND_USES, {"carnet": carnet}).all()
+    if not rows:
+        return None, []
+    uses = [
+        PriorUse(r.use_pass, r.use_service, r.use_organisation, r.use_date, r.use_place or "")
+        for r in rows
+        if r.use_pass is not None
+    ]
+    return _facts(rows[0]), uses
+
+
 def _facts(r: Any) -> CarnetFacts:
     return CarnetFacts(r.carnet, r.size, utc(r.blocked_at), r, r.id, r.commanditaire_id, r.commanditaire)
-
-
-def load_carnet(conn: Connection, carnet: str) -> CarnetFacts | None:
-    row = conn.execute(_ONE_CARNET, {"carnet": carnet}).first()
-    return None if row is None else _facts(row)
 
 
 def load_carnets(conn: Connection, carnet_ids: Iterable[str]) -> dict[str, CarnetFacts]:

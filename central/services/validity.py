@@ -12,7 +12,7 @@ from aptic.places import Place
 from aptic.rules import judge
 from central import schema as t
 from central.services.common import ServiceError, local_date, place_from_rows
-from central.services.passes import load_carnet, order_for, prior_uses
+from central.services.passes import load_carnet_and_uses, order_for
 
 _PLACES = (
     select(
@@ -60,9 +60,8 @@ def validity(
     except PassNumberError:
         verdict = judge(text, order=None, place=place, service=service, today=local_date(now))
     else:
-        facts = load_carnet(conn, number.carnet)
+        facts, uses = load_carnet_and_uses(conn, number.carnet)
         order = order_for(number, facts, auth, now)
-        uses = prior_uses(conn, [number.carnet]).get(number.carnet, []) if order is not None else []
         verdict = judge(number, order=order, place=place, service=service, today=local_date(now), uses=uses)
     return {
         "valid": verdict.valid,
