@@ -27,9 +27,9 @@ from central.services.common import ServiceError, system_clock
 log = logging.getLogger("central")
 
 
-def _engine(args: argparse.Namespace) -> tuple[config.Settings, Engine]:
+def _engine(args: argparse.Namespace, pool_size: int = 2) -> tuple[config.Settings, Engine]:
     settings = config.settings(args.db, args.data_dir)
-    engine = make_engine(settings.db_url, pool_size=2)
+    engine = make_engine(settings.db_url, pool_size=pool_size)
     migrate(engine)
     return settings, engine
 
@@ -47,7 +47,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from central.app import create_app
 
-    settings, engine = _engine(args)
+    # One pooled connection per waitress thread (and a spare): beyond the pool size, connections would be
+    # opened and closed for every request.
+    settings, engine = _engine(args, pool_size=args.threads + 2)
     app = create_app(settings, engine=engine)
     # Requests are short: hand the GIL over sooner than the default 5 ms so one busy thread does not make
     # seven others wait (it cuts the latency tail with 8 concurrent clients).
