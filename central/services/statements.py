@@ -18,7 +18,7 @@ from aptic import referentiel
 from aptic.money import Totals, format_euros, totals
 from central import schema as t
 from central.db import dialect_insert, utc, write_transaction
-from central.services.common import ServiceError, load_organisation
+from central.services.common import ServiceError, load_organisation, month_of
 
 MONTHS_FR = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
              "novembre", "décembre"]  # fmt: skip
@@ -149,6 +149,8 @@ def close_month(engine: Engine, month: str, now: datetime) -> dict[str, Any]:
     """Freeze a month: store every organisation's statement for it; later scans go to the next open month."""
     if not valid_month(month):
         raise ServiceError(400, "invalid_month", "Mois attendu au format AAAA-MM.", {"month": "YYYY-MM"})
+    if month > month_of(now):
+        raise ServiceError(400, "month_not_over", f"Le mois {month} n'a pas encore commencé : il ne peut être clos.")
     with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("LOCK TABLE closed_months IN EXCLUSIVE MODE")  # waits for running ingests

@@ -57,7 +57,9 @@ def test_closed_month_is_frozen_and_late_scans_go_to_the_next_open_month(central
     closed = statements.close_month(central.engine, "2026-03", central.clock())
     assert closed["statements"] == [{"organisation": org, "passes": 1, "net_cents": 960}]
     with pytest.raises(ServiceError):
-        statements.close_month(central.engine, "2026-03", central.clock())
+        statements.close_month(central.engine, "2026-03", central.clock())  # already closed
+    with pytest.raises(ServiceError):
+        statements.close_month(central.engine, "2026-05", central.clock())  # not begun
 
     # a scan made offline in March arrives in April
     [late] = device.push([scan(passes[10], device.points[0], march, service=2)])
