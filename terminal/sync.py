@@ -264,7 +264,7 @@ class SyncWorker:
         client: CentralClient,
         *,
         batch_size: int = 500,
-        interval: float = 30.0,
+        interval: float = 60.0,
         heartbeat_interval: float = 60.0,
         backoff: Backoff | None = None,
         check_timeout: float = 1.5,

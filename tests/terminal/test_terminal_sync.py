@@ -373,7 +373,7 @@ def test_power_cuts_while_syncing_every_acknowledged_scan_reaches_the_central_on
     site: Site, central: Central, tmp_path: Path
 ) -> None:
     """kill -9 at random moments, 50 times or more over 300 scans or more, the sync worker running."""
-    passes = central.issue(1000, "--territory", "33")[::5]  # one pass per carnet: no same-carnet refusal
+    passes = central.issue(2000, "--territory", "33")[::5]  # one pass per carnet: no same-carnet refusal
     passes_file = tmp_path / "passes.json"
     passes_file.write_text(json.dumps(passes))
     terminal, _ = site.terminal("bus")
