@@ -10,8 +10,12 @@ a 500 after the commit) is counted once.
 What is never retried: the central's per-scan answer. An accepted, flagged or rejected scan leaves the outbox
 for history with the central's reason (``Terminal.apply_results``); a batch the central refuses as
 malformed (400) is split until the faulty scan is found, and that scan is filed as rejected with the
-central's message. A 401 means the token was revoked: the worker stops, the terminal shows the activation
-screen, and every scan stays in the outbox until the terminal is activated again.
+central's message. A 401 means the token was revoked: the worker idles, the terminal shows the activation
+screen (``activation`` event), and every scan stays in the outbox until the terminal is activated again.
+
+Before a batch leaves, its scans are marked ``sent`` in the outbox (durably): from then on the médiateur can
+no longer cancel them, since the central may have counted them even if no answer came back. Only a refused
+connection (the request surely never left) takes the mark off.
 
 One worker only: it holds an exclusive lock on ``sync.lock`` in the data directory while it runs.
 
