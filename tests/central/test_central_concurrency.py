@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import SECRET
+from central_fixtures import SECRET
 from sqlalchemy import func, select
 
 from central import schema as t

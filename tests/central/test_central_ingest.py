@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import scan
+from central_fixtures import scan
 from sqlalchemy import func, select
 
 from central import schema as t

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import scan
+from central_fixtures import scan
 
 from central.services import admin
 

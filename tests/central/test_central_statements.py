@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import scan
+from central_fixtures import scan
 
 from central.services import statements
 from central.services.common import ServiceError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from conftest import SECRET, scan
+from central_fixtures import SECRET, scan
 
 from aptic.passnumber import build, hmac_authenticator, parse
 from central.services import admin
