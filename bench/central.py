@@ -3,7 +3,7 @@
 * Ingest: scans/s through ``services.ingest`` in batches of 500 (all accepted: each pass once), beside the
   ceiling of raw inserts of the very same rows (``scans`` and ``pass_uses``) with the same driver
   (``sqlite3`` / ``psycopg`` ``executemany``, one transaction per batch of 500). Targets: >= 2,000 scans/s
-  and >= 0.3 of the ceiling.
+  and >= 0.3 of the ceiling. Then the same end to end: batches POSTed to ``aptic-central serve``.
 * Validity: ``GET /api/v1/passes/{n}/validity`` against ``aptic-central serve`` (a separate process),
   8 concurrent clients with keep-alive, one million issued passes (100,000 carnets of 10, inserted in
   bulk); median and p99. Target: p99 < 20 ms.
@@ -15,6 +15,7 @@ Environment: ``BENCH_CENTRAL_SCANS`` (default 20,000), ``BENCH_CENTRAL_PASSES`` 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import random
 import statistics
@@ -166,6 +167,72 @@ def bench_ingest(label: str, url: str, url_raw: str, count: int) -> None:
     )
 
 
+def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``aptic-central serve`` in its own process, once it answers ``/health``."""
+    port = free_port()
+    env = {**os.environ, "APTIC_CENTRAL_SECRET": SECRET.decode()}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "central.cli", "serve", "--db", url, "--data-dir", str(data_dir), "--port", str(port),
+         "--threads", os.environ.get("BENCH_CENTRAL_THREADS", str(CLIENTS))],
+        env=env, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
+            return server, port
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                server.terminate()
+                raise
+            time.sleep(0.1)
+
+
+def bench_ingest_http(label: str, url: str, data_dir: Path, count: int) -> None:
+    """The same ingest, end to end: one client POSTs batches of 500 to ``aptic-central serve``."""
+    now = datetime.now(UTC)
+    year = now.year
+    engine = make_engine(url)
+    migrate(engine)
+    _, point, _, token = _setup(engine, now)
+    carnets = (count + 9) // 10
+    order = admin.issue_carnets(
+        engine, SECRET, now, commanditaire="CD", millesime=year, carnets=carnets, size=10, with_passes=False
+    )
+    engine.dispose()
+    first = int(order["carnets"][0][3:])
+    auth = hmac_authenticator(SECRET)
+    stamp = now.isoformat()
+    scans = [
+        {"id": str(uuid.uuid4()), "pass_number": build(year, serial, position, auth), "service": position,
+         "point": point, "entry_id": None, "scanned_at": stamp, "clock_synced": True, "seq": serial * 10 + position}
+        for serial in range(first, first + carnets)
+        for position in range(1, 11)
+    ][:count]  # fmt: skip
+    bodies = [json.dumps({"scans": scans[i : i + BATCH]}) for i in range(0, len(scans), BATCH)]
+    server, port = _serve(url, data_dir)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        accepted = 0
+        started = time.perf_counter()
+        for body in bodies:
+            conn.request("POST", "/api/v1/scans", body=body, headers=headers)
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            accepted += sum(r["status"] == "accepted" for r in answer["results"])
+        rate = len(scans) / (time.perf_counter() - started)
+        conn.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(
+        f"ingest {label:10s} {rate:8.0f} scans/s over HTTP ({accepted}/{len(scans)} accepted, JSON and validation"
+        f" included)   target >= {INGEST_TARGET} [{'ok' if rate >= INGEST_TARGET else 'MISSED'}]",
+        flush=True,
+    )
+
+
 def bench_validity(label: str, url: str, data_dir: Path, passes: int, requests_total: int) -> None:
     now = datetime.now(UTC)
     year = now.year
@@ -184,24 +251,8 @@ def bench_validity(label: str, url: str, data_dir: Path, passes: int, requests_t
             conn.exec_driver_sql("VACUUM ANALYZE")
     engine.dispose()
 
-    port = free_port()
-    env = {**os.environ, "APTIC_CENTRAL_SECRET": SECRET.decode()}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "central.cli", "serve", "--db", url, "--data-dir", str(data_dir), "--port", str(port),
-         "--threads", os.environ.get("BENCH_CENTRAL_THREADS", str(CLIENTS))],
-        env=env, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server, port = _serve(url, data_dir)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(base + "/api/v1/health", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
         auth = hmac_authenticator(SECRET)
         rng = random.Random(4)
         numbers = [
@@ -273,6 +324,9 @@ def main() -> None:
                 bench_ingest("sqlite", f"sqlite:///{root / 'ingest.db'}", f"sqlite:///{root / 'raw.db'}", scans)
                 if cluster is not None:
                     bench_ingest("postgresql", cluster.new_database(), cluster.new_database(), scans)
+                bench_ingest_http("sqlite", f"sqlite:///{root / 'ingest-http.db'}", root, scans)
+                if cluster is not None:
+                    bench_ingest_http("postgresql", cluster.new_database(), root, scans)
             if "validity" in parts:
                 bench_validity("sqlite", f"sqlite:///{root / 'validity.db'}", root, passes, calls)
                 if cluster is not None:
