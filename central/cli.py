@@ -110,6 +110,21 @@ def cmd_revoke_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    from central.services import fleet
+
+    _, engine = _engine(args)
+    with engine.connect() as conn:
+        rows = fleet.list_devices(conn, args.organisation)
+    lines = [
+        f"{d['id']:>4}  {d['kit_number']}  {d['serial']}  {d['software_version']}  "
+        f"{'revoked ' + d['revoked_at'] if d['revoked_at'] else 'active'}  last seen {d['last_seen_at'] or '-'}"
+        for d in rows
+    ]
+    _print(args, rows, "\n".join(lines) or "no device")
+    return 0
+
+
 def cmd_issue_carnets(args: argparse.Namespace) -> int:
     settings, engine = _engine(args)
     result = admin.issue_carnets(
@@ -218,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--organisation", type=int, required=True)
     p = command("reissue-code", cmd_reissue_code, "give a kit a new activation code (lifts a lockout)")
     p.add_argument("kit")
+    p = command("devices", cmd_devices, "list the activated devices, with their kit and last heartbeat")
+    p.add_argument("--organisation", type=int)
     p = command("revoke-device", cmd_revoke_device, "revoke a device: its token stops working")
     p.add_argument("device", type=int)
     p = command("issue-carnets", cmd_issue_carnets, "record a funder's order of carnets and print the passes")

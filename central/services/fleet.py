@@ -8,6 +8,35 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from central import schema as t
+from central.db import utc
+
+
+def list_devices(conn: Connection, organisation_id: int | None = None) -> list[dict[str, Any]]:
+    """Devices with their kit and what they last said: what an operator needs before revoking one."""
+    query = (
+        select(t.devices, t.kits.c.kit_number).join(t.kits, t.kits.c.id == t.devices.c.kit_id).order_by(t.devices.c.id)
+    )
+    if organisation_id is not None:
+        query = query.where(t.devices.c.organisation_id == organisation_id)
+
+    def when(value: datetime | None) -> str | None:
+        return None if value is None else utc(value).isoformat()
+
+    return [
+        {
+            "id": d.id,
+            "organisation_id": d.organisation_id,
+            "kit_number": d.kit_number,
+            "serial": d.serial,
+            "model": d.model,
+            "software_version": d.software_version,
+            "activated_at": when(d.activated_at),
+            "revoked_at": when(d.revoked_at),
+            "last_seen_at": when(d.last_seen_at),
+            "last_status": d.last_status,
+        }
+        for d in conn.execute(query)
+    ]
 
 
 def heartbeat(conn: Connection, device_id: int, status: dict[str, Any], now: datetime) -> dict[str, Any]:
