@@ -15,11 +15,15 @@ test (test_scanner_qemu.py) makes the assertions. Steps:
    discard the partial read as ``unplugged``, stay alive, and use no CPU;
 5. READY-REPLUG: the host plugs a keyboard back (``device_add``); A must grab it within 2 s of its node
    appearing; READY-SCAN3: the host types a third pass number;
-6. A is stopped with SIGTERM and must exit 0.
+6. READY-STALL: A is stopped (SIGSTOP) while the host types a whole scan, more than the kernel buffers: A,
+   continued, must discard it (``syn_dropped``), deliver nothing garbled, and read the next scan
+   (READY-AFTER-STALL);
+7. A is stopped with SIGTERM and must exit 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -170,6 +174,20 @@ def main() -> None:
 
     say("READY-SCAN3")
     RESULT["scan3"] = a.next_line()
+
+    # A stalled reader: the kernel's per-client buffer overflows and says so with SYN_DROPPED.
+    a.proc.send_signal(signal.SIGSTOP)
+    say("READY-STALL")
+    time.sleep(4.0)  # the host types a whole scan meanwhile (under a second)
+    a.proc.send_signal(signal.SIGCONT)
+    stalled = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            stalled.append(a.next_line(timeout=3.0))
+    RESULT["stalled"] = stalled
+    say("READY-AFTER-STALL")
+    RESULT["after_stall"] = a.next_line()
+
     a.proc.send_signal(signal.SIGTERM)
     RESULT["a_exit"] = a.proc.wait(timeout=30)
     say("RESULT " + json.dumps(RESULT))

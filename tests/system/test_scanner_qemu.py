@@ -58,6 +58,10 @@ def test_reader_in_a_real_kernel(guest: Guest) -> None:
     guest.replug()
     guest.wait_for("READY-SCAN3", timeout=90)
     guest.press(key_transitions(PASS3, "fr", "held_shift") + ENTER)
+    guest.wait_for("READY-STALL", timeout=90)
+    guest.press(key_transitions(FR_PASS, "fr") + ENTER)  # ~220 events: more than evdev buffers for a stalled reader
+    guest.wait_for("READY-AFTER-STALL", timeout=90)
+    guest.press(key_transitions(US_PASS, "us") + ENTER)
 
     result = json.loads(guest.wait_for("RESULT", timeout=90))
     print(f"guest run took {time.monotonic() - started:.0f} s: {result}")
@@ -94,4 +98,9 @@ def test_reader_in_a_real_kernel(guest: Guest) -> None:
     # Plugged back: grabbed within 2 s of the node appearing, and it reads.
     assert result["replug_pickup_s"] is not None and result["replug_pickup_s"] < 2.0, result["replug_log"]
     assert result["scan3"]["code"] == PASS3 and result["scan3"]["layout"] == "fr"
+    # The reader stalled while a scan came in: the kernel dropped events; the damaged scan is discarded, never
+    # delivered truncated, and the next scan reads.
+    assert result["stalled"], "nothing reported for the scan typed while the reader was stalled"
+    assert all(line.get("reason") == "syn_dropped" for line in result["stalled"]), result["stalled"]
+    assert result["after_stall"]["code"] == US_PASS
     assert result["a_exit"] == 0
