@@ -301,7 +301,8 @@ def bench_validity(label: str, url: str, data_dir: Path, passes: int, requests_t
     print(
         f"validity {label:10s} median {statistics.median(ms):6.2f} ms   p95 {ms[int(len(ms) * 0.95) - 1]:6.2f} ms   "
         f"p99 {p99:6.2f} ms   max {ms[-1]:6.1f} ms   "
-        f"{len(ms) / elapsed:6.0f} req/s with {CLIENTS} clients   target p99 < {P99_TARGET_MS:.0f} ms "
+        f"{len(ms) / elapsed:6.0f} req/s with {CLIENTS} clients (load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs)   target p99 < {P99_TARGET_MS:.0f} ms "
         f"[{'ok' if p99 < P99_TARGET_MS else 'MISSED'}]",
         flush=True,
     )
