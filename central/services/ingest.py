@@ -3,6 +3,8 @@
 A batch (up to 500 scans) is handled in one write transaction:
 
 1. Scans whose id the central already has are *replays*: they get their first result back, nothing changes.
+   The id alone is the key, for good and across devices (a terminal re-activated after a revocation can
+   resend its queue); a replay's body is not compared with the first one.
 2. The others are judged in order by ``aptic.rules.judge`` against the database (plus the batch's own
    accepted scans, so two passes of one carnet in one batch obey the same-carnet rule).
 3. Every new scan is stored (rejected ones too, for the audit trail); each accepted one also gets a row in
