@@ -2,7 +2,7 @@
 # on a fresh Debian machine and safe to run twice.
 VENV := .venv/bin
 
-.PHONY: test lint bench setup
+.PHONY: test lint bench setup demo
 
 setup:
 	@scripts/bootstrap base
@@ -20,3 +20,8 @@ lint: setup
 ## bench: benchmarks; they print figures and ratios against each issue's targets (not timed tests).
 bench: setup
 	$(VENV)/python -m bench
+
+## demo: the central on SQLite with demo data, a terminal activated against it (mock GPIO, virtual
+## douchette) and the kiosk on http://127.0.0.1:8080; it prints a five-minute tour. Ctrl-C stops it.
+demo:
+	@scripts/demo

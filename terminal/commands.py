@@ -49,6 +49,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="the daemon: douchette reader, sync with the central and kiosk")
     run.add_argument("--no-scanner", action="store_true", help="do not grab douchettes (kiosk and sync only)")
     run.add_argument("--no-kiosk", action="store_true", help="do not serve the kiosk page")
+    run.add_argument(
+        "--virtual-douchette",
+        nargs="?",
+        const="",
+        metavar="SOCKET",
+        help="also read a software douchette fed through this unix socket (demo, tests): "
+        "`aptic-terminal scanner type NUMBER` scans with it",
+    )
     _data_dir_option(run)
     run.set_defaults(func=cmd_run)
 
@@ -175,6 +183,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     codes: queue.Queue[tuple[str, str] | None] = queue.Queue()
     if not args.no_scanner:
         reader = _start_scanner(codes, terminal)
+    virtual = None
+    if args.virtual_douchette is not None and reader is not None:
+        from terminal.scanner.virtual import VirtualDouchette
+
+        virtual = VirtualDouchette(args.virtual_douchette or None)
+        virtual.attach(reader)
+        virtual.start()
 
     central_url = config.central_url or store.state().get("central_url")
     worker = None
@@ -211,6 +226,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     notify_systemd("STOPPING=1")
     logger.info("Stopping")
+    if virtual is not None:
+        virtual.stop()
     if reader is not None:
         reader.stop()
     codes.put(None)

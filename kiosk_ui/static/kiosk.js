@@ -51,6 +51,10 @@ async function refresh() {
   ui.state = data;
   renderStatus();
   if (data.status.activation === "not_activated" && ui.screen !== "activation") show("activation");
+  const waiting = data.status.activation !== "not_activated" && !data.status.point;
+  $("home-alert").hidden = !waiting;
+  $("home-alert").textContent = waiting
+    ? "Ce terminal attend qu'un médiateur choisisse le point de présence (Espace médiateur)." : "";
   if (ui.screen === "today") renderToday();
   if (ui.screen === "diagnostics") renderDiagnostics();
   if (ui.screen === "mediateur") renderMediateur();
@@ -125,9 +129,9 @@ function renderStatus() {
     online === undefined ? "unknown" : online ? "ok" : "bad");
   const pending = s.status.outbox.pending;
   pill("pending", `${pending} en attente`, pending ? "warn" : "ok");
-  pill("last-sync", s.sync && s.sync.last_sync ? `Synchro ${hourMinute(s.sync.last_sync)}` : "Jamais synchronisé",
-    s.sync && s.sync.last_sync ? "ok" : "warn");
-  const connected = (s.scanners || []).filter((d) => d.douchette !== false);
+  pill("last-sync", s.sync && s.sync.last_success ? `Synchro ${hourMinute(s.sync.last_success)}` : "Jamais synchronisé",
+    s.sync && s.sync.last_success ? "ok" : "warn");
+  const connected = (s.scanners || []).filter((d) => d.douchette && d.grabbed);
   pill("scanner", connected.length ? "Douchette connectée" : "Aucune douchette", connected.length ? "ok" : "bad");
 }
 
@@ -179,6 +183,17 @@ function showVerdict(result) {
   notes.replaceChildren(...[...result.warnings, ...result.restrictions].map((text) => el("li", text)));
   if (result.provisional && result.valid) notes.append(el("li", "Le central confirmera ce pass dès que le réseau revient."));
   $("verdict-next").textContent = NEXT_STEP[result.reason] || "Demandez conseil au médiateur.";
+  show("verdict");
+  ui.verdictTimer = setTimeout(() => { if (ui.screen === "verdict") show("home"); }, VERDICT_SECONDS * 1000);
+}
+
+function showNotice(title, message, next) {
+  $("verdict").dataset.tone = "refused";
+  $("verdict-title").textContent = title;
+  $("verdict-message").textContent = message;
+  $("verdict-pass").replaceChildren();
+  $("verdict-notes").replaceChildren();
+  $("verdict-next").textContent = next;
   show("verdict");
   ui.verdictTimer = setTimeout(() => { if (ui.screen === "verdict") show("home"); }, VERDICT_SECONDS * 1000);
 }
@@ -422,11 +437,14 @@ function renderToday() {
 function renderDiagnostics() {
   if (!ui.state) return;
   const s = ui.state;
-  const scanners = (s.scanners || []).map((d) => `${d.name}${d.layout ? ` (clavier ${d.layout})` : ""}`).join(", ");
+  const scanners = (s.scanners || []).filter((d) => d.douchette).map((d) => {
+    const layout = d.detected_layout || d.layout;
+    return `${d.name}${layout ? ` (clavier ${layout})` : ""}${d.grabbed ? "" : " — non saisie"}`;
+  }).join(", ");
   const rows = [
     ["Douchettes", scanners || "aucune"],
     ["Central", s.sync && s.sync.online ? "joignable" : "injoignable"],
-    ["Dernière synchro", s.sync && s.sync.last_sync ? `${frenchDate(s.sync.last_sync)} ${hourMinute(s.sync.last_sync)}` : "jamais"],
+    ["Dernière synchro", s.sync && s.sync.last_success ? `${frenchDate(s.sync.last_success)} ${hourMinute(s.sync.last_success)}` : "jamais"],
     ["Horloge", s.status.clock_synced ? "synchronisée" : "non synchronisée"],
     ["En attente d'envoi", `${s.status.outbox.pending} / ${s.status.outbox.limit}`],
     ["Terminal", s.status.device_id || "non activé"],
@@ -458,7 +476,10 @@ function handleEvent(kind, data) {
   if (kind === "scan") onScan(data.result);
   else if (kind === "entry" && ui.screen === "entry") renderEntry(data.entry);
   if (["submitted", "synced", "late_rejection", "cancelled", "mode", "refused", "sync"].includes(kind)) refresh();
-  if (kind === "refused" && ui.state && ui.state.mediateur) alertScreen(data.message);
+  if (kind === "refused") {
+    if (ui.state && ui.state.mediateur) alertScreen(data.message);
+    else showNotice("Scan impossible", data.message, "Appelez le médiateur.");
+  }
 }
 
 const KINDS = ["scan", "entry", "submitted", "cancelled", "mode", "synced", "late_rejection", "refused", "sync"];

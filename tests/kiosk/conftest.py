@@ -75,13 +75,16 @@ class Served:
 
 
 @pytest.fixture
-def terminal(tmp_path: Path) -> Terminal:
+def terminal(request: pytest.FixtureRequest, tmp_path: Path) -> Terminal:
+    """An activated terminal with offline data, standing at point 3 (``indirect`` param: another, or None)."""
     store = Store(tmp_path / "terminal")
     store.save_token("kiosk-test-token")  # as activation leaves it
     store.update_state(device_id="dev-1", mediateur_pin_hash=pin_hash(PIN))
     terminal = Terminal(store, bus=EventBus(first_id=1))
     terminal.load_snapshot(snapshot())
-    terminal.set_point(3)
+    point = getattr(request, "param", 3)
+    if point is not None:
+        terminal.set_point(point)
     return terminal
 
 
@@ -95,8 +98,18 @@ def kiosk(request: pytest.FixtureRequest, terminal: Terminal) -> Iterator[Served
         Kiosk(
             terminal,
             feedback=feedback,
-            scanners=lambda: [{"name": "Virtual douchette", "layout": "fr", "douchette": True}],
-            sync_status=lambda: {"online": False, "last_sync": None},
+            # The shapes of ScannerReader.devices() and SyncWorker.status(), which feed these in `run`.
+            scanners=lambda: [
+                {
+                    "name": "Virtual douchette",
+                    "douchette": True,
+                    "grabbed": True,
+                    "layout": "auto",
+                    "detected_layout": "fr",
+                },
+                {"name": "AT Translated Set 2 keyboard", "douchette": False, "grabbed": False, "layout": None},
+            ],
+            sync_status=lambda: {"online": False, "last_success": None, "last_error": "connection refused"},
             pin_hash=lambda: terminal.store.state().get("mediateur_pin_hash"),
             version="test",
         ),

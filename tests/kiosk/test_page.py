@@ -263,3 +263,27 @@ def test_verdicts_still_arrive_when_no_live_stream_is_left(browser: Browser, kio
     expect(page.locator("#verdict-pass")).to_contain_text("0000040")
     context.close()
     hog.close()
+
+
+@pytest.mark.parametrize("terminal", [None], indirect=True)
+def test_a_scan_before_the_point_is_chosen_says_why_and_who_can_fix_it(browser: Browser, kiosk: Served) -> None:
+    context = browser.new_context(viewport=SIZES["7in"])
+    page = context.new_page()
+    page.goto(kiosk.url)
+    expect(page.locator("#home-alert")).to_have_text(
+        "Ce terminal attend qu'un médiateur choisisse le point de présence (Espace médiateur)."
+    )
+    page.wait_for_function("() => document.body.dataset.live === 'sse'")
+    import queue
+
+    from terminal.commands import _dispatch
+
+    # The daemon's own hand-off from the douchette reader to the Terminal.
+    codes: queue.Queue = queue.Queue()
+    codes.put((pass_number(12, 1), "douchette-test"))
+    codes.put(None)
+    _dispatch(codes, kiosk.terminal)
+    expect(page.locator("#verdict-message")).to_contain_text("Terminal pas prêt")
+    expect(page.locator("#verdict-title")).to_have_text("Scan impossible")
+    expect(page.locator("#verdict-next")).to_have_text("Appelez le médiateur.")
+    context.close()
