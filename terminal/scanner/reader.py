@@ -43,6 +43,7 @@ import logging
 import os
 import selectors
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -543,10 +544,17 @@ class ScannerReader:
                 log.info("scanner state %s belongs to process %s; not writing it", path, other.get("pid"))
             return
         try:
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"pid": os.getpid(), "updated": time.time(), "devices": self.devices()}, f)
-            os.replace(tmp, path)
+            # A fresh, unguessable temporary file (O_EXCL), renamed over the state: safe in a shared /tmp.
+            fd, tmp = tempfile.mkstemp(prefix=".aptic-scanner-", dir=os.path.dirname(os.path.abspath(path)))
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump({"pid": os.getpid(), "updated": time.time(), "devices": self.devices()}, f)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
         except OSError as e:
             if "state" not in self._warned:
                 self._warned.add("state")
