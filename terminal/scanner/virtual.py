@@ -120,7 +120,7 @@ class VirtualDouchette:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rw", encoding="utf-8", newline="\n") as f:
+        with contextlib.suppress(OSError), conn, conn.makefile("rw", encoding="utf-8", newline="\n") as f:
             for line in f:
                 line = line.rstrip("\r\n")
                 try:
@@ -130,7 +130,7 @@ class VirtualDouchette:
                     else:
                         self.scan(line)
                     f.write("ok\n")
-                except (ValueError, KeyError, TypeError) as e:
+                except (ValueError, KeyError, TypeError, AttributeError) as e:
                     f.write(f"error: {e}\n")
                 f.flush()
 

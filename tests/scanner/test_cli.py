@@ -134,3 +134,16 @@ def test_device_option_takes_an_optional_layout() -> None:
     cfg = reader_config(args)
     assert cfg.devices == ("0c2e:0b61", "QEMU USB Keyboard", "a=b")
     assert cfg.layouts == (("0c2e:0b61", "fr"),)
+
+
+def test_virtual_douchette_refuses_what_its_layout_cannot_type(tmp_path: Path) -> None:
+    import pytest
+
+    douchette = VirtualDouchette(str(tmp_path / "v.sock"), layout="us")
+    douchette.start()
+    try:
+        with pytest.raises(RuntimeError, match="cannot type"):
+            send("€", douchette.socket_path)
+        send("€", douchette.socket_path, layout="fr")  # AltGr+E on AZERTY
+    finally:
+        douchette.stop()
