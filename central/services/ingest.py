@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 FUTURE_SKEW = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no pass existed before: an earlier time is a clock at fault
 RETRIES = 8
 
 FLAG_NOTES = {
@@ -167,6 +168,7 @@ def _ingest(
         implausible = (
             not s.clock_synced
             or s.scanned_at > now + FUTURE_SKEW
+            or s.scanned_at < EARLIEST  # also keeps dates near year 1 away from time zone arithmetic
             or (number is not None and local_date(s.scanned_at).year < number.millesime)
         )
         when = now if implausible else s.scanned_at

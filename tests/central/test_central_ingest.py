@@ -127,3 +127,16 @@ def test_batch_limits_and_field_errors(central):
     r = device.post("/api/v1/scans", data=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["error"] == "request_entity_too_large"
     assert count(central, t.scans) == 0
+
+
+def test_absurd_times_are_flagged_not_refused(central):
+    org, _ = central.organisation()
+    device = central.device(org)
+    passes = central.carnets(1, 10)
+    far = [
+        scan(passes[0], device.points[0], datetime(1, 1, 1, tzinfo=UTC), service=1),
+        scan(passes[1], device.points[0], datetime(9999, 12, 31, 23, 59, tzinfo=UTC), service=2),
+    ]
+    far[1]["scanned_at"] = "9999-12-31T23:59:59-14:00"
+    results = device.push(far)
+    assert [(r["status"], r["flags"]) for r in results] == [("flagged", ["implausible_time"])] * 2

@@ -4,6 +4,8 @@ body schema); invalid data is refused with a 4xx."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +19,7 @@ from schemathesis.checks import (
 )
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-EXAMPLES = 25
+EXAMPLES = int(os.environ.get("APTIC_SCHEMATHESIS_EXAMPLES", "25"))  # more for a deeper run
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
