@@ -205,6 +205,8 @@ def issue_carnets(
         ) from None
     point_ids = sorted(set(points))
     with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":  # two issuers must not both take the next serials
+            conn.exec_driver_sql("LOCK TABLE carnets IN EXCLUSIVE MODE")
         if point_ids:
             found = set(conn.execute(select(t.points.c.id).where(t.points.c.id.in_(point_ids))).scalars())
             missing = [p for p in point_ids if p not in found]
