@@ -256,11 +256,13 @@ def _dispatch(codes: queue.Queue[tuple[str, str] | None], terminal: Terminal) ->
 def _start_scanner(codes: queue.Queue[tuple[str, str] | None], terminal: Terminal) -> Any:
     try:
         from terminal.scanner import ReaderConfig, ScannerReader
+        from terminal.scanner.reader import default_state_file
 
         reader = ScannerReader(
             lambda read: codes.put((read.text, read.device)),
             lambda discard: terminal.bus.publish("discarded", device=discard.device, reason=discard.reason),
-            ReaderConfig(),
+            # The state file lets `aptic-terminal scanner list` show what this daemon holds.
+            ReaderConfig(state_file=default_state_file()),
         )
         reader.start()
         return reader
