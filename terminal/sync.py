@@ -437,6 +437,14 @@ class SyncWorker:
 
     def run_round(self) -> float:
         """One round of the loop: returns the seconds to wait before the next."""
+        was_online = self.online
+        try:
+            return self._run_round()
+        finally:
+            if self.online != was_online:  # the kiosk's status bar says it at once
+                self.terminal.bus.publish("sync", **self.status())
+
+    def _run_round(self) -> float:
         if self.store.state().get("status") == "reactivation_required" or not self.store.token():
             self.online = False
             return self.interval

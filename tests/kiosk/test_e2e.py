@@ -1,0 +1,187 @@
+"""The whole chain in real Chromium: the stack `make demo` starts (the central on SQLite, a terminal activated
+against it running `aptic-terminal run` with the virtual douchette and mock GPIO), at both screen sizes.
+
+A pass "scanned" here is typed as key events by the virtual douchette (AZERTY, 8 ms a key) and goes through the
+same decoder and reader as a real douchette's, then the Terminal, the central's online check, the SSE stream and
+the page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from terminal.scanner.virtual import send
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "screens"
+SIZES = {"7in": {"width": 800, "height": 480}, "10in": {"width": 1280, "height": 800}}
+
+
+@dataclass
+class Stack:
+    data: Path
+    kiosk: str
+    central_pid: int
+    seed: dict
+    env: dict
+
+    def scan(self, number: str) -> float:
+        """Scan like an AZERTY douchette; returns the time the Enter key went up."""
+        send(number, str(self.data / "douchette.sock"), layout="fr")
+        return time.monotonic()
+
+    def statement(self) -> dict:
+        month = time.strftime("%Y-%m")
+        out = subprocess.run(
+            [str(ROOT / ".venv/bin/aptic-central"), "statement", "--organisation", str(self.seed["organisation"]),
+             "--month", month, "--json"],
+            env=self.env, check=True, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        return json.loads(out.stdout)
+
+    def passes(self, order: str) -> list[str]:
+        return self.seed["orders"][order]["passes"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("demo")
+    kiosk_port = _free_port()
+    env = {**os.environ, "APTIC_DEMO_DIR": str(data), "APTIC_TERMINAL_KIOSK_PORT": str(kiosk_port),
+           "APTIC_DEMO_CENTRAL_PORT": str(_free_port()), "APTIC_CENTRAL_DATA": str(data / "central")}  # fmt: skip
+    log_path = data / "demo.log"
+    with log_path.open("w") as log:
+        demo = subprocess.Popen(["scripts/demo"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while "Terminal ready" not in log_path.read_text():
+            assert demo.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.3)
+        central_pid = int(re.search(r"kill -STOP (\d+)", log_path.read_text()).group(1))  # type: ignore[union-attr]
+        seed = json.loads((data / "seed.json").read_text())
+        yield Stack(data, f"http://127.0.0.1:{kiosk_port}", central_pid, seed, env)
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)
+        demo.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(params=list(SIZES))
+def page(request: pytest.FixtureRequest, browser: Browser, stack: Stack) -> Iterator[Page]:
+    context = browser.new_context(viewport=SIZES[request.param], has_touch=True)
+    page = context.new_page()
+    page.size_name = request.param  # type: ignore[attr-defined]
+    page.goto(stack.kiosk)
+    expect(page.locator("#place-name")).to_have_text("Médiathèque Mériadeck")
+    page.wait_for_function("() => document.body.dataset.live === 'sse'")
+    yield page
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"e2e-{name}-{page.size_name}.png"))  # type: ignore[attr-defined]
+
+
+def login(page: Page) -> None:
+    page.get_by_role("button", name="Espace médiateur").click()
+    for digit in "1234":
+        page.locator("#pin-pad").get_by_role("button", name=digit, exact=True).click()
+    page.get_by_role("button", name="Entrer").click()
+    expect(page.locator("#mediateur")).to_be_visible()
+
+
+def start_entry(page: Page, number: int) -> None:
+    page.locator("#service-search").fill(str(number))
+    page.locator(f'#service-list li[data-service="{number}"]').click()
+    expect(page.locator("#entry-service")).to_contain_text(f"{number}.")
+
+
+def test_a_pass_scanned_by_the_douchette_shows_its_verdict_within_a_second(page: Page, stack: Stack) -> None:
+    number = stack.passes("gironde")[0]
+    scanned = stack.scan(number)
+    expect(page.locator("#verdict")).to_be_visible(timeout=1000)
+    assert time.monotonic() - scanned < 1.0
+    expect(page.locator("#verdict")).to_have_attribute("data-tone", "valid")  # the central answered
+    expect(page.locator("#verdict-title")).to_have_text("Pass valable")
+    expect(page.locator("#verdict-pass")).to_contain_text(number[3:10])
+    shot(page, "verdict")
+    stack.scan(stack.passes("not_activated")[0])
+    expect(page.locator("#verdict-title")).to_have_text("Pass non activé")
+    expect(page.locator("#verdict")).to_have_attribute("data-tone", "refused")
+
+
+def test_mediateur_flow_until_the_central_statement(page: Page, stack: Stack) -> None:
+    # A pass pays once: each screen size spends its own passes (carnets 1, 1 and 2 of the Gironde order).
+    small = page.size_name == "7in"  # type: ignore[attr-defined]
+    service = 95 if small else 48
+    gironde = stack.passes("gironde")
+    first, sibling, other = (gironde[0], gironde[1], gironde[10]) if small else (gironde[2], gironde[3], gironde[11])
+    before = {line["service"]: line["passes"] for line in stack.statement()["by_service"]}.get(service, 0)
+    login(page)
+    start_entry(page, service)
+    stack.scan(first)
+    expect(page.locator("#entry-passes li")).to_have_count(1)
+    stack.scan(sibling)
+    expect(page.locator("#entry-last")).to_contain_text("Un autre pass de ce carnet")
+    stack.scan(other)
+    expect(page.locator("#entry-passes li")).to_have_count(2)
+    page.locator("#entry-submit").click()
+    expect(page.locator("#confirm-title")).to_have_text("Enregistré")
+    expect(page.locator("#pending")).to_have_text("0 en attente", timeout=15_000)  # the central has them
+    shot(page, "submitted")
+    lines = {line["service"]: line["passes"] for line in stack.statement()["by_service"]}
+    assert lines.get(service, 0) == before + 2
+
+
+def test_offline_banner_then_the_pending_count_drains(page: Page, stack: Stack) -> None:
+    service, carnet = (12, 20) if page.size_name == "7in" else (124, 21)  # type: ignore[attr-defined]
+    login(page)
+    start_entry(page, service)
+    os.kill(stack.central_pid, signal.SIGSTOP)  # the central stops answering (a bus in a white zone)
+    try:
+        scanned = stack.scan(stack.passes("gironde")[carnet])
+        expect(page.locator("#entry-passes li")).to_have_count(1)
+        assert time.monotonic() - scanned < 3.0  # the online check gives up within its timeout
+        expect(page.locator("#entry-last")).to_have_attribute("data-tone", "provisional")  # judged offline
+        page.locator("#entry-submit").click()
+        expect(page.locator("#confirm-title")).to_have_text("Enregistré")
+        expect(page.locator("#net")).to_have_text("Hors ligne", timeout=30_000)
+        expect(page.locator("#pending")).to_have_text("1 en attente")
+        shot(page, "offline")
+    finally:
+        os.kill(stack.central_pid, signal.SIGCONT)
+    expect(page.locator("#pending")).to_have_text("0 en attente", timeout=60_000)
+    expect(page.locator("#net")).to_have_text("En ligne")
