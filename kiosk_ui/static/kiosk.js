@@ -5,6 +5,10 @@
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 const GROUPS = [1, 2, 7, 2, 4, 2]; // a pass number as printed: 1 26 0001234 07 5821 12
+const DIGITS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "⌫", "0", "✕"];
+// Activation codes use the central's alphabet (central/services/admin.py CODE_ALPHABET): no 0/O, 1/I/L.
+const CODE_KEYS = [..."23456789ABCDEFGHJKMNPQRSTUVWXYZ", "⌫", "✕"];
+const KIT_PREFIX = "AK-"; // kit numbers as printed on the label: AK-12606999
 const VERDICT_SECONDS = 12; // a verdict stays this long, then the home screen comes back
 const IDLE_SECONDS = 90; // self-service screens go home after this long untouched
 const $ = (id) => document.getElementById(id);
@@ -224,8 +228,8 @@ function renderWhere() {
 
 // -- keypads ---------------------------------------------------------------------------------------------
 
-function buildPad(container, onKey) {
-  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "⌫", "0", "✕"];
+function buildPad(container, onKey, keys = DIGITS) {
+  container.classList.toggle("wide", keys.length > DIGITS.length);
   container.replaceChildren(...keys.map((key) => {
     const button = el("button", key, { type: "button", class: "secondary",
       "aria-label": key === "⌫" ? "Effacer un chiffre" : key === "✕" ? "Tout effacer" : key });
@@ -457,12 +461,17 @@ function renderDiagnostics() {
 
 function renderActivation() {
   const a = ui.activation;
-  $("kit-display").textContent = a.kit + (a.field === "kit" ? "▏" : "");
-  $("code-display").textContent = a.code + (a.field === "code" ? "▏" : "");
+  $("kit-display").textContent = KIT_PREFIX + a.kit + (a.field === "kit" ? "▏" : "");
+  const code = a.code.length > 4 ? `${a.code.slice(0, 4)}-${a.code.slice(4)}` : a.code;
+  $("code-display").textContent = code + (a.field === "code" ? "▏" : "");
+  buildPad($("activation-pad"), (key) => {
+    a[a.field] = edit(a[a.field], key, a.field === "kit" ? 12 : 8);
+    renderActivation();
+  }, a.field === "kit" ? DIGITS : CODE_KEYS);
 }
 
 async function submitActivation() {
-  const { ok, data } = await call("/api/activate", { kit: ui.activation.kit, code: ui.activation.code });
+  const { ok, data } = await call("/api/activate", { kit: KIT_PREFIX + ui.activation.kit, code: ui.activation.code });
   if (!ok) { $("activation-error").textContent = data.message; return; }
   ui.activation = { field: "kit", kit: "", code: "" };
   $("activation-error").textContent = "";
@@ -532,11 +541,6 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   buildPad($("pad"), (key) => { ui.keypadDigits = edit(ui.keypadDigits, key, 18); renderKeypad(); });
   buildPad($("pin-pad"), (key) => { ui.pin = edit(ui.pin, key, 8); renderPin(); });
-  buildPad($("activation-pad"), (key) => {
-    const a = ui.activation;
-    a[a.field] = edit(a[a.field], key, a.field === "kit" ? 12 : 16);
-    renderActivation();
-  });
   $("keypad-ok").addEventListener("click", submitKeypad);
   $("pin-ok").addEventListener("click", submitPin);
   $("activation-next").addEventListener("click", () => {

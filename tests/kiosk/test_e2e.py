@@ -36,6 +36,7 @@ class Stack:
     data: Path
     kiosk: str
     central_pid: int
+    central: str
     seed: dict
     env: dict
 
@@ -80,7 +81,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             time.sleep(0.3)
         central_pid = int(re.search(r"kill -STOP (\d+)", log_path.read_text()).group(1))  # type: ignore[union-attr]
         seed = json.loads((data / "seed.json").read_text())
-        yield Stack(data, f"http://127.0.0.1:{kiosk_port}", central_pid, seed, env)
+        central = f"http://127.0.0.1:{env['APTIC_DEMO_CENTRAL_PORT']}"
+        yield Stack(data, f"http://127.0.0.1:{kiosk_port}", central_pid, central, seed, env)
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         demo.wait(timeout=30)
@@ -185,3 +187,56 @@ def test_offline_banner_then_the_pending_count_drains(page: Page, stack: Stack) 
         os.kill(stack.central_pid, signal.SIGCONT)
     expect(page.locator("#pending")).to_have_text("0 en attente", timeout=60_000)
     expect(page.locator("#net")).to_have_text("En ligne")
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_a_new_terminal_is_activated_on_its_touchscreen(browser: Browser, stack: Stack, size: str) -> None:
+    out = subprocess.run(
+        [str(ROOT / ".venv/bin/aptic-central"), "add-kit", "--organisation", str(stack.seed["organisation"]), "--json"],
+        env=stack.env, check=True, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    kit = json.loads(out.stdout)
+    port = _free_port()
+    env = {**stack.env, "APTIC_TERMINAL_DATA_DIR": str(stack.data / f"new-{size}"),
+           "APTIC_TERMINAL_KIOSK_PORT": str(port), "APTIC_TERMINAL_CENTRAL_URL": stack.central}  # fmt: skip
+    fresh = subprocess.Popen([str(ROOT / ".venv/bin/aptic-terminal"), "run", "--no-scanner"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        context = browser.new_context(viewport=SIZES[size], has_touch=True)
+        page = context.new_page()
+        page.size_name = size  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/")
+                break
+            except Exception:
+                assert time.monotonic() < deadline and fresh.poll() is None, "the new terminal did not start"
+                time.sleep(0.3)
+        expect(page.locator("#activation")).to_be_visible()
+        pad = page.locator("#activation-pad")
+
+        def type_in(text: str) -> None:
+            for char in text:
+                pad.get_by_role("button", name=char, exact=True).click()
+
+        type_in(kit["kit_number"].removeprefix("AK-"))
+        expect(page.locator("#kit-display")).to_have_text(kit["kit_number"] + "▏")
+        page.get_by_role("button", name="Champ suivant").click()
+        type_in("ABCD2345")  # a wrong code
+        page.get_by_role("button", name="Activer").click()
+        expect(page.locator("#activation-error")).not_to_be_empty()
+        shot(page, "activation")
+        page.locator("#activation-pad").get_by_role("button", name="Tout effacer").click()
+        type_in(kit["activation_code"].replace("-", ""))
+        expect(page.locator("#code-display")).to_have_text(kit["activation_code"] + "▏")
+        page.get_by_role("button", name="Activer").click()
+        expect(page.locator("#home")).to_be_visible()
+        expect(page.locator("#place-name")).not_to_have_text("Pass #APTIC")
+        status = subprocess.run([str(ROOT / ".venv/bin/aptic-terminal"), "status", "--json"], env=env,
+                                check=True, capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert json.loads(status.stdout)["activation"] == "activated"
+        context.close()
+    finally:
+        fresh.terminate()
+        fresh.wait(timeout=30)
