@@ -22,6 +22,7 @@ const ui = {
   pin: "",
   activation: { field: "kit", kit: "", code: "" },
   level: null,
+  category: null,
   verdictTimer: null,
   lastTouch: Date.now(),
 };
@@ -298,11 +299,19 @@ function renderMediateur() {
   if (ui.state.status.point) select.value = ui.state.status.point;
   const chips = $("service-levels");
   const levels = [[null, "Récents"], [1, "Niveau 1 · Découvrir"], [2, "Niveau 2 · Maîtriser"], [3, "Niveau 3 · Agir"]];
-  chips.replaceChildren(...levels.map(([level, label]) => {
-    const chip = el("button", label, { type: "button", "aria-pressed": String(ui.level === level) });
-    chip.addEventListener("click", () => { ui.level = level; $("service-search").value = ""; renderMediateur(); });
-    return chip;
-  }));
+  const chip = (label, pressed, onClick) => {
+    const button = el("button", label, { type: "button", "aria-pressed": String(pressed) });
+    button.addEventListener("click", () => { $("service-search").value = ""; onClick(); renderMediateur(); });
+    return button;
+  };
+  const levelChips = levels.map(([level, label]) =>
+    chip(label, ui.level === level && ui.category === null, () => { ui.level = level; ui.category = null; }));
+  // Within a level, its categories (as in the référentiel: 1.1 S'informer, 2.2 Faire ses démarches...).
+  const categories = new Map(ui.state.catalogue.filter((s) => s.level === ui.level)
+    .map((s) => [s.category, s.category_name]));
+  const categoryChips = [...categories].map(([code, name]) =>
+    chip(`${code} ${name}`, ui.category === code, () => { ui.category = code; }));
+  chips.replaceChildren(...levelChips, ...categoryChips);
   renderServices(serviceChoices($("service-search").value));
 }
 
@@ -321,7 +330,7 @@ function serviceChoices(query) {
     const recent = recentServices().map((n) => catalogue.find((s) => s.number === n)).filter(Boolean);
     return recent.length ? [...recent, ...catalogue.filter((s) => !recent.includes(s))] : catalogue;
   }
-  return catalogue.filter((s) => s.level === ui.level);
+  return catalogue.filter((s) => s.level === ui.level && (ui.category === null || s.category === ui.category));
 }
 
 function renderServices(services) {

@@ -287,3 +287,14 @@ def test_a_scan_before_the_point_is_chosen_says_why_and_who_can_fix_it(browser: 
     expect(page.locator("#verdict-title")).to_have_text("Scan impossible")
     expect(page.locator("#verdict-next")).to_have_text("Appelez le médiateur.")
     context.close()
+
+
+def test_services_by_level_and_category(page: Page) -> None:
+    login(page)
+    page.get_by_role("button", name="Niveau 2 · Maîtriser").click()
+    expect(page.locator("#service-list li")).to_have_count(5)  # 48, 84, 85, 90, 95 of this point's catalogue
+    page.get_by_role("button", name="2.2 Faire ses démarches en ligne", exact=True).click()
+    expect(page.locator("#service-list li")).to_have_count(4)
+    expect(page.locator("#service-list")).not_to_contain_text("Internet : envoyer, recevoir")
+    page.get_by_role("button", name="Récents").click()
+    expect(page.locator("#service-list li")).to_have_count(7)
