@@ -54,6 +54,9 @@ def throughput(seconds: float = 2.0) -> tuple[float, int]:
     return fed / (time.perf_counter() - started), reads
 
 
+LOST: list[str] = []  # reads not delivered within 5 s, reported by main() (a bench reports, it does not crash)
+
+
 def latency(scans: int = 2000) -> list[float]:
     """Delays (seconds) from the Enter key event to ``on_read``, through the reader loop."""
     delays: list[float] = []
@@ -74,8 +77,8 @@ def latency(scans: int = 2000) -> list[float]:
             time.sleep(0.002)  # the reader decodes the digits and goes back to select
             now = time.monotonic()
             source.write_events(events_for([(KEY_ENTER, 1)], start=now))
-            if not got.wait(1.0):
-                raise RuntimeError("a read was not delivered")
+            if not got.wait(5.0):
+                LOST.append(number)
             source.write_events(events_for([(KEY_ENTER, 0)], start=time.monotonic()))
     finally:
         reader.stop()
@@ -124,6 +127,8 @@ def main() -> None:
     best = min(_p99(delays) for delays in rounds) * 1000
     print(f"  all {len(everything)} scans: median {statistics.median(everything) * 1000:.3f} ms, p99 {p99:.3f} ms "
           f"(best round {best:.3f} ms); target p99 < {TARGET_P99_MS} ms: x{TARGET_P99_MS / p99:.1f}")  # fmt: skip
+    if LOST:
+        print(f"  LOST: {len(LOST)} read(s) not delivered within 5 s: {LOST[:3]}")
     work = processing()
     print(f"  of which read + decode in one thread (no wake-up): median {statistics.median(work) * 1000:.3f} ms, "
           f"p99 {_p99(work) * 1000:.3f} ms")  # fmt: skip
