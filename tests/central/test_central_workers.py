@@ -1,0 +1,49 @@
+"""`aptic-central serve --workers N`: several processes answer on one socket, and SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_workers_share_the_socket_and_stop_together(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "APTIC_CENTRAL_SECRET": "workers-test"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "central.cli", "serve", "--data-dir", str(tmp_path), "--port", str(port),
+         "--workers", "2", "--threads", "2"],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and server.poll() is None, "serve --workers did not start"
+                time.sleep(0.1)
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        assert len(children) == 2  # two workers under the parent
+        answers = [requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5) for _ in range(40)]
+        assert all(r.status_code == 200 and r.json() == {"status": "ok"} for r in answers)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=15) == 0
+    for child in children:
+        assert not Path(f"/proc/{child}").exists()  # no worker left behind
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
