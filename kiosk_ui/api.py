@@ -103,6 +103,7 @@ def state() -> Response:
         points=[{"id": p.point_id, "name": p.name, "insee": p.insee} for p in snapshot.places.values()],
         catalogue=_catalogue(terminal),
         mediateur=logged_in,
+        mediateur_idle_s=current_app.config["MEDIATEUR_IDLE_SECONDS"],
         today=_today(terminal) if logged_in else [],
         late_rejections=terminal.late_rejections() if logged_in else [],
         csrf=current_app.config["CSRF_TOKEN"],

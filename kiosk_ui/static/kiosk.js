@@ -143,8 +143,13 @@ function renderStatus() {
 function tick() {
   $("clock").textContent = new Date().toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
   const idle = (Date.now() - ui.lastTouch) / 1000;
-  if (idle > IDLE_SECONDS && ["where", "keypad", "pin"].includes(ui.screen) && !(ui.state && ui.state.mediateur)) {
-    show("home");
+  const mediateur = ui.state && ui.state.mediateur;
+  if (idle > IDLE_SECONDS && ["where", "keypad", "pin"].includes(ui.screen) && !mediateur) show("home");
+  // A médiateur who walked away is logged out (the server does it too): nothing stays open on screen.
+  // An entry with passes in it stays on the terminal, to be submitted after the PIN.
+  if (mediateur && idle > ui.state.mediateur_idle_s) {
+    ui.state.mediateur = false;
+    call("/api/mediateur/logout", {}).then(() => { show("home"); refresh(); });
   }
 }
 

@@ -298,3 +298,12 @@ def test_services_by_level_and_category(page: Page) -> None:
     expect(page.locator("#service-list")).not_to_contain_text("Internet : envoyer, recevoir")
     page.get_by_role("button", name="Récents").click()
     expect(page.locator("#service-list li")).to_have_count(7)
+
+
+@pytest.mark.parametrize("kiosk", [{"MEDIATEUR_IDLE_SECONDS": 2.0}], indirect=True)
+def test_an_idle_mediateur_is_logged_out_and_the_screen_goes_home(page: Page) -> None:
+    login(page)
+    expect(page.locator("#mediateur")).to_be_visible()
+    expect(page.locator("#home")).to_be_visible(timeout=6000)  # nobody touched the screen for 2 s
+    page.get_by_role("button", name="Espace médiateur").click()
+    expect(page.locator("#pin")).to_be_visible()  # the PIN is asked again
