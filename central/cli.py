@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from aptic import referentiel
+from aptic.pin import valid_pin
 from central import config
 from central.db import make_engine, migrate
 from central.services import admin, statements
@@ -116,7 +117,11 @@ def cmd_init_db(args: argparse.Namespace) -> int:
 
 def cmd_add_organisation(args: argparse.Namespace) -> int:
     _, engine = _engine(args)
+    if args.pin and not valid_pin(args.pin):  # refused before anything is written
+        raise ServiceError(400, "invalid_pin", "Le code médiateur doit compter de 4 à 8 chiffres.")
     new_id = admin.add_organisation(engine, args.name, args.siret, system_clock(), catalogue=args.catalogue)
+    if args.pin:
+        admin.set_pin(engine, new_id, args.pin, system_clock())
     _print(args, {"id": new_id}, f"organisation {new_id}")
     return 0
 
@@ -204,6 +209,14 @@ def cmd_activate_order(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_set_pin(args: argparse.Namespace) -> int:
+    _, engine = _engine(args)
+    admin.set_pin(engine, args.organisation, args.pin, system_clock())
+    _print(args, {"organisation": args.organisation, "pin_set": True},
+           f"médiateur PIN set for organisation {args.organisation}")  # fmt: skip
+    return 0
+
+
 def cmd_block_carnet(args: argparse.Namespace) -> int:
     _, engine = _engine(args)
     admin.block_carnet(engine, args.carnet, system_clock())
@@ -271,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--siret", required=True)
     p.add_argument("--catalogue", help="services offered, e.g. 1-40,2.2 (default: the whole référentiel)")
+    p.add_argument("--pin", help="the médiateur PIN of its kiosks, 4 to 8 digits (also: set-pin)")
     p = command("add-point", cmd_add_point, "add a point de présence to an organisation")
     p.add_argument("--organisation", type=int, required=True)
     p.add_argument("--name", required=True)
@@ -301,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--not-activated", action="store_true", help="the order is not paid yet")
     p = command("activate-order", cmd_activate_order, "mark an order paid: its passes become usable")
     p.add_argument("order", type=int)
+    p = command("set-pin", cmd_set_pin, "set the médiateur PIN of an organisation's kiosks")
+    p.add_argument("--organisation", type=int, required=True)
+    p.add_argument("--pin", required=True, help="4 to 8 digits")
     p = command("block-carnet", cmd_block_carnet, "block a carnet (lost, stolen, withdrawn)")
     p.add_argument("carnet")
     command("referentiel", cmd_referentiel, "print the national catalogue of services")

@@ -27,7 +27,14 @@ TOTALS = {"passes": INT, "gross_cents": INT, "fee_cents": INT, "net_cents": INT}
 RESPONSES: dict[str, Any] = {
     "Error": _obj({"error": STR, "message": STR, "fields": {"type": "object", "additionalProperties": STR}}),
     "Organisation": _obj(
-        {"id": INT, "name": STR, "siret": STR, "qualified": BOOL, "catalogue": {"type": "array", "items": INT}}
+        {
+            "id": INT,
+            "name": STR,
+            "siret": STR,
+            "qualified": BOOL,
+            "catalogue": {"type": "array", "items": INT},
+            "mediateur_pin_hash": NULL_STR,
+        }
     ),
     "Point": _obj(
         {

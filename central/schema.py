@@ -95,6 +95,8 @@ organisations = Table(
     Column("qualified", Boolean, nullable=False, default=True),
     # The services offered, as a selection like "1-40,2.2"; NULL: the whole référentiel at 10 €.
     Column("catalogue", Text),
+    # The médiateur PIN of its kiosks, hashed (aptic.pin); its terminals get the hash, never the PIN.
+    Column("mediateur_pin_hash", String(200)),
     Column("created_at", TS, nullable=False),
 )
 

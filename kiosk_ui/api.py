@@ -132,6 +132,12 @@ def check() -> Response:
 
 @api.post("/mediateur/login")
 def login() -> Response:
+    if not current_app.extensions["aptic.kiosk"].pin_hash():
+        return _refused(
+            409,
+            "Aucun code médiateur n'est défini pour ce lieu : l'administrateur du central le fixe (set-pin).",
+            "no_pin",
+        )
     session = _session()
     try:
         ok = session.login(str(_body().get("pin", "")))

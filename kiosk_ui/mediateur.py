@@ -4,22 +4,17 @@ One kiosk has one browser, so the session lives here on the server, not in a coo
 médiateur is logged in until they log out or stop touching the screen for ``idle`` seconds. Five wrong PINs
 in a row lock the PIN for five minutes, so a passer-by cannot try them all.
 
-The PIN comes from the activation data: the central sends its hash (or the kiosk configuration names one),
-and this class only ever compares hashes, in constant time.
+The PIN comes from the activation data: the central sends its organisation's PIN hash (``aptic.pin``) at
+activation and in the offline snapshot; ``aptic-terminal activate --pin`` may set a local one instead.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 import time
 from collections.abc import Callable
 
-
-def pin_hash(pin: str, salt: str = "aptic-kiosk") -> str:
-    """A slow hash of a PIN (PBKDF2-SHA256), as stored in the terminal's state."""
-    return hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), 100_000).hex()
+from aptic.pin import verify_pin
 
 
 class PinLocked(Exception):
@@ -64,8 +59,7 @@ class MediateurSession:
             now = self._clock()
             if now < self._locked_until:
                 raise PinLocked(self._locked_until - now)
-            expected = self._expected()
-            if expected and hmac.compare_digest(pin_hash(pin), expected):
+            if verify_pin(pin, self._expected()):
                 self._failures = 0
                 self._active_until = now + self._idle
                 return True

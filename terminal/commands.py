@@ -42,7 +42,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     activate.add_argument("--central", required=True, metavar="URL", help="the central, e.g. https://central.example")
     activate.add_argument("--kit", required=True, help="kit number, as on the kit's label")
     activate.add_argument("--code", required=True, help="activation code, as on the kit's label")
-    activate.add_argument("--pin", help="médiateur PIN for the kiosk (stored as a hash)")
+    activate.add_argument(
+        "--pin",
+        help="a médiateur PIN for this terminal only (default: the organisation's, set "
+        "on the central with `aptic-central set-pin`)",
+    )
     _data_dir_option(activate)
     activate.set_defaults(func=cmd_activate)
 
@@ -92,18 +96,20 @@ def open_terminal(config: configuration.Config, *, readonly: bool = False) -> Te
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
+    from aptic.pin import hash_pin, valid_pin
     from provisioning.activation import ActivationError, activate
 
+    if args.pin and not valid_pin(args.pin):
+        print("Le code médiateur doit compter de 4 à 8 chiffres.", file=sys.stderr)
+        return 2
     terminal = open_terminal(settings(args))
     try:
         answer = activate(terminal, args.central, args.kit, args.code)
     except ActivationError as error:
         print(error.message_fr, file=sys.stderr)
         return 1
-    if args.pin:
-        from kiosk_ui.mediateur import pin_hash
-
-        terminal.store.update_state(mediateur_pin_hash=pin_hash(args.pin))
+    if args.pin:  # a PIN for this terminal only, instead of the organisation's
+        terminal.store.update_state(mediateur_pin_hash=hash_pin(args.pin))
     organisation = (answer.get("organisation") or {}).get("name", "")
     print(f"Terminal activé : appareil {answer.get('device_id')}, {organisation}.")
     return 0
@@ -289,7 +295,7 @@ def _start_kiosk(config: configuration.Config, terminal: Terminal, feedback: Any
         scanners=reader.devices if reader else list,
         sync_status=worker.status if worker else dict,
         activate=activate_here,
-        pin_hash=lambda: terminal.store.state().get("mediateur_pin_hash"),
+        pin_hash=terminal.mediateur_pin_hash,
         version=version,
     )
     server = create_server(create_app(kiosk), listen=f"{config.kiosk_host}:{config.kiosk_port}", threads=8,

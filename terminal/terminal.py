@@ -548,6 +548,15 @@ class Terminal:
         kept = self.store.history_files()[-months:]
         return [row for month in kept for row in self.store.history(month)]
 
+    def mediateur_pin_hash(self) -> str | None:
+        """The médiateur PIN's hash (``aptic.pin``): one set on this terminal (``activate --pin``), else the
+        organisation's, which the central sends with the activation and the offline snapshot."""
+        local = self.store.state().get("mediateur_pin_hash")
+        if local:
+            return str(local)
+        organisation = (self.store.snapshot() or {}).get("organisation") or {}
+        return organisation.get("mediateur_pin_hash")
+
     # -- status ------------------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aptic import passnumber, referentiel
+from aptic.pin import hash_pin, valid_pin
 from aptic.places import departement_of, is_commune, is_departement
 from central import schema as t
 from central.db import write_transaction
@@ -38,6 +39,22 @@ def normalise_code(code: str) -> str:
 def new_activation_code() -> str:
     raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
     return f"{raw[:4]}-{raw[4:]}"
+
+
+def set_pin(engine: Engine, organisation_id: int, pin: str, now: datetime) -> None:
+    """Set the médiateur PIN of an organisation's kiosks; its terminals get the new hash at their next sync."""
+    if not valid_pin(pin):
+        raise ServiceError(
+            400, "invalid_pin", "Le code médiateur doit compter de 4 à 8 chiffres.", {"pin": "4 to 8 digits"}
+        )
+    with write_transaction(engine) as conn:
+        load_organisation(conn, organisation_id)
+        conn.execute(
+            update(t.organisations)
+            .where(t.organisations.c.id == organisation_id)
+            .values(mediateur_pin_hash=hash_pin(pin))
+        )
+        record_change(conn, "organisation", organisation_id, now)
 
 
 def add_organisation(engine: Engine, name: str, siret: str, now: datetime, catalogue: str | None = None) -> int:

@@ -122,6 +122,7 @@ def organisation_dict(org: Any) -> dict[str, Any]:
         "siret": org.siret,
         "qualified": bool(org.qualified),
         "catalogue": sorted(catalogue_of(org.catalogue)),
+        "mediateur_pin_hash": org.mediateur_pin_hash,
     }
 
 

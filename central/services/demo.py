@@ -16,11 +16,14 @@ from sqlalchemy import Engine
 from central.services import admin
 from central.services.common import local_date
 
+DEMO_PIN = "1234"
+
 
 def seed(engine: Engine, secret: bytes, now: datetime) -> dict[str, Any]:
     year = local_date(now).year
     siret = f"{(int(now.timestamp()) % 10**14):014d}"
     org = admin.add_organisation(engine, "Médiathèque Mériadeck (démo)", siret, now)
+    admin.set_pin(engine, org, DEMO_PIN, now)
     p1 = admin.add_point(
         engine, org, "Médiathèque Mériadeck", "33063", ["BIB"], now,
         latitude=44.8378, longitude=-0.5874, opening_hours="Tu-Sa 10:00-18:00",
@@ -39,6 +42,7 @@ def seed(engine: Engine, secret: bytes, now: datetime) -> dict[str, Any]:
     )
     return {
         "organisation": org,
+        "mediateur_pin": DEMO_PIN,
         "points": [p1, p2],
         "kit_number": kit["kit_number"],
         "activation_code": kit["activation_code"],

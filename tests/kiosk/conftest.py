@@ -16,8 +16,8 @@ import pytest
 from waitress.server import create_server
 
 from aptic.passnumber import build, hmac_authenticator
+from aptic.pin import hash_pin
 from kiosk_ui import Kiosk, create_app
-from kiosk_ui.mediateur import pin_hash
 from terminal.events import EventBus
 from terminal.feedback import Feedback, Pins
 from terminal.store import Store
@@ -79,7 +79,7 @@ def terminal(request: pytest.FixtureRequest, tmp_path: Path) -> Terminal:
     """An activated terminal with offline data, standing at point 3 (``indirect`` param: another, or None)."""
     store = Store(tmp_path / "terminal")
     store.save_token("kiosk-test-token")  # as activation leaves it
-    store.update_state(device_id="dev-1", mediateur_pin_hash=pin_hash(PIN))
+    store.update_state(device_id="dev-1", mediateur_pin_hash=hash_pin(PIN))
     terminal = Terminal(store, bus=EventBus(first_id=1))
     terminal.load_snapshot(snapshot())
     point = getattr(request, "param", 3)
@@ -110,7 +110,7 @@ def kiosk(request: pytest.FixtureRequest, terminal: Terminal) -> Iterator[Served
                 {"name": "AT Translated Set 2 keyboard", "douchette": False, "grabbed": False, "layout": None},
             ],
             sync_status=lambda: {"online": False, "last_success": None, "last_error": "connection refused"},
-            pin_hash=lambda: terminal.store.state().get("mediateur_pin_hash"),
+            pin_hash=terminal.mediateur_pin_hash,
             version="test",
         ),
         HEARTBEAT=0.3,

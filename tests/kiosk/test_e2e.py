@@ -117,9 +117,10 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"e2e-{name}-{page.size_name}.png"))  # type: ignore[attr-defined]
 
 
-def login(page: Page) -> None:
+def login(page: Page, pin: str = "1234") -> None:
+    """Log in with the demo organisation's PIN (demo-seed sets it on the central)."""
     page.get_by_role("button", name="Espace médiateur").click()
-    for digit in "1234":
+    for digit in pin:
         page.locator("#pin-pad").get_by_role("button", name=digit, exact=True).click()
     page.get_by_role("button", name="Entrer").click()
     expect(page.locator("#mediateur")).to_be_visible()
@@ -233,6 +234,8 @@ def test_a_new_terminal_is_activated_on_its_touchscreen(browser: Browser, stack:
         page.get_by_role("button", name="Activer").click()
         expect(page.locator("#home")).to_be_visible()
         expect(page.locator("#place-name")).not_to_have_text("Pass #APTIC")
+        # The médiateur PIN came with the activation data: the organisation's, set on the central.
+        login(page)
         status = subprocess.run([str(ROOT / ".venv/bin/aptic-terminal"), "status", "--json"], env=env,
                                 check=True, capture_output=True, text=True, timeout=30)  # fmt: skip
         assert json.loads(status.stdout)["activation"] == "activated"

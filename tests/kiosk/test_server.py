@@ -150,3 +150,11 @@ def test_waiting_polls_are_capped_too(kiosk) -> None:
     waiting.join()
     again = requests.get(f"{kiosk.url}/api/updates", params={"after": last, "wait": 0.1}, timeout=5)
     assert again.status_code == 200
+
+
+def test_login_without_any_pin_says_who_sets_it(kiosk) -> None:
+    kiosk.terminal.store.update_state(mediateur_pin_hash=None)  # and the snapshot brings none
+    r = requests.post(f"{kiosk.url}/api/mediateur/login", data=json.dumps({"pin": "1234"}), timeout=5,
+                      headers={"Content-Type": "application/json", "X-CSRF-Token": kiosk.csrf})  # fmt: skip
+    assert r.status_code == 409
+    assert r.json()["message"].startswith("Aucun code médiateur n'est défini pour ce lieu")
