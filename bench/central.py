@@ -127,19 +127,29 @@ def _stored(engine: Engine, ids: list[str]) -> tuple[list[dict[str, Any]], list[
     return scans, uses
 
 
+def _open(url: str, now: datetime) -> tuple[Engine, tuple[int, int, int, str]]:
+    """The database at ``url``, migrated, with the bench's organisation, point, device and token."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine, _setup(engine, now)
+
+
+def _issue(engine: Engine, now: datetime, carnets: int) -> int:
+    """Issue ``carnets`` carnets of 10 for this millésime (ranges, no pass rows); the first carnet's serial."""
+    order = admin.issue_carnets(
+        engine, SECRET, now, commanditaire="CD", millesime=now.year, carnets=carnets, size=10, with_passes=False
+    )
+    return int(order["carnets"][0][3:])
+
+
 def bench_ingest(label: str, url: str, url_raw: str, count: int) -> None:
     """Each batch is ingested, then its stored rows are raw-inserted elsewhere right after, so both
     figures see the same machine load (this machine may be busy with other work)."""
     now = datetime.now(UTC)
     year = now.year
-    engine = make_engine(url)
-    migrate(engine)
-    org, point, device, _ = _setup(engine, now)
+    engine, (org, point, device, _) = _open(url, now)
     carnets = (count + 9) // 10
-    order = admin.issue_carnets(
-        engine, SECRET, now, commanditaire="CD", millesime=year, carnets=carnets, size=10, with_passes=False
-    )
-    first = int(order["carnets"][0][3:])
+    first = _issue(engine, now, carnets)
     auth = hmac_authenticator(SECRET)
     scans = [
         ingest.ScanIn(str(uuid.uuid4()), build(year, serial, position, auth), position, point, now, True, i)
@@ -195,15 +205,10 @@ def bench_ingest_http(label: str, url: str, data_dir: Path, count: int) -> None:
     """The same ingest, end to end: one client POSTs batches of 500 to ``aptic-central serve``."""
     now = datetime.now(UTC)
     year = now.year
-    engine = make_engine(url)
-    migrate(engine)
-    _, point, _, token = _setup(engine, now)
+    engine, (_, point, _, token) = _open(url, now)
     carnets = (count + 9) // 10
-    order = admin.issue_carnets(
-        engine, SECRET, now, commanditaire="CD", millesime=year, carnets=carnets, size=10, with_passes=False
-    )
+    first = _issue(engine, now, carnets)
     engine.dispose()
-    first = int(order["carnets"][0][3:])
     auth = hmac_authenticator(SECRET)
     stamp = now.isoformat()
     scans = [
@@ -256,15 +261,10 @@ def _timed_client(port: int, token: str, point: int, numbers: list[str]) -> list
 def bench_validity(label: str, url: str, data_dir: Path, passes: int, requests_total: int) -> None:
     now = datetime.now(UTC)
     year = now.year
-    engine = make_engine(url)
-    migrate(engine)
-    _, point, _, token = _setup(engine, now)
+    engine, (_, point, _, token) = _open(url, now)
     started = time.perf_counter()
     carnets = passes // 10
-    order = admin.issue_carnets(
-        engine, SECRET, now, commanditaire="CD", millesime=year, carnets=carnets, size=10, with_passes=False
-    )
-    first = int(order["carnets"][0][3:])
+    first = _issue(engine, now, carnets)
     print(f"validity {label}: {carnets * 10:,} passes issued in {time.perf_counter() - started:.1f} s", flush=True)
     if engine.dialect.name == "postgresql":  # as an operator would after a bulk load: fresh planner statistics
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
