@@ -122,7 +122,11 @@ def authenticate(conn: Connection, token: str) -> Any:
     stored hash is compared in constant time.
     """
     digest = hash_secret(token)
-    row = conn.execute(_BY_TOKEN, {"digest": digest}).first()
+    return check_device(conn.execute(_BY_TOKEN, {"digest": digest}).first(), digest)
+
+
+def check_device(row: Any, digest: str) -> Any:
+    """``row`` (with ``token_hash`` and ``revoked_at``) if it is an active device's for ``digest``, else a 401."""
     if row is None or not hmac.compare_digest(row.token_hash, digest) or row.revoked_at is not None:
         raise ServiceError(401, "unauthorized", "Appareil non reconnu ou révoqué : activez-le à nouveau.")
     return row

@@ -58,7 +58,8 @@ _USES = select(
 _ONE_CARNET_USES = _USES.where(t.pass_uses.c.carnet == bindparam("carnet"))
 
 
-_ONE_CARNET_AND_USES = (
+# A carnet with the accepted uses of its passes: one row per use, or one row with NULL use columns.
+CARNET_AND_USES = (
     _CARNETS.add_columns(
         t.pass_uses.c.pass_number.label("use_pass"),
         t.pass_uses.c.service.label("use_service"),
@@ -72,20 +73,8 @@ _ONE_CARNET_AND_USES = (
 )
 
 
-def load_carnet_and_uses(conn: Connection, carnet: str) -> tuple[CarnetFacts | None, list[PriorUse]]:
-    """A carnet's facts and the accepted uses of its passes, in one round trip (the validity hot path)."""
-    rows = conn.execute(_ONE_CARNET_AND_USES, {"carnet": carnet}).all()
-    if not rows:
-        return None, []
-    uses = [
-        PriorUse(r.use_pass, r.use_service, r.use_organisation, r.use_date, r.use_place or "")
-        for r in rows
-        if r.use_pass is not None
-    ]
-    return _facts(rows[0]), uses
-
-
-def _facts(r: Any) -> CarnetFacts:
+def carnet_facts(r: Any) -> CarnetFacts:
+    """The facts of a row of ``_CARNETS`` (or of a statement that has its columns)."""
     return CarnetFacts(r.carnet, r.size, utc(r.blocked_at), r, r.id, r.commanditaire_id, r.commanditaire)
 
 
@@ -93,7 +82,7 @@ def load_carnets(conn: Connection, carnet_ids: Iterable[str]) -> dict[str, Carne
     ids = sorted(set(carnet_ids))
     if not ids:
         return {}
-    return {r.carnet: _facts(r) for r in conn.execute(_CARNETS.where(t.carnets.c.carnet.in_(ids)))}
+    return {r.carnet: carnet_facts(r) for r in conn.execute(_CARNETS.where(t.carnets.c.carnet.in_(ids)))}
 
 
 def issued(number: PassNumber, facts: CarnetFacts | None, auth: Authenticator) -> bool:
