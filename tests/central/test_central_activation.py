@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from central.services import admin
 
 
@@ -89,12 +91,17 @@ def test_revoked_device_gets_401(central):
     assert r.status_code == 401
     assert r.json()["error"] == "unauthorized"
     assert device.post("/api/v1/scans", json={"scans": []}).status_code == 401
+    # Validity authenticates in the statement that reads the pass: it refuses a revoked device all the same.
+    pass_number = central.carnets(1, 5)[0]
+    r = device.get(f"/api/v1/passes/{pass_number}/validity", params={"service": 1})
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
 
 
-def test_missing_or_bad_token_is_401(central):
-    r = central.http.get(central.url("/api/v1/snapshot"))
+@pytest.mark.parametrize("path", ["/api/v1/snapshot", "/api/v1/passes/2026-0000000001-01-00/validity?service=1"])
+def test_missing_or_bad_token_is_401(central, path):
+    r = central.http.get(central.url(path))
     assert r.status_code == 401
-    r = central.http.get(central.url("/api/v1/snapshot"), headers={"Authorization": "Bearer nope"})
+    r = central.http.get(central.url(path), headers={"Authorization": "Bearer nope"})
     assert r.status_code == 401
     assert "Traceback" not in r.text
 

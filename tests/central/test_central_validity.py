@@ -99,3 +99,16 @@ def test_bad_parameters(central):
     assert r.status_code == 404 and r.json()["error"] == "unknown_point"
     r = device.get(f"/api/v1/passes/{'1' * 80}/validity", params={"service": 1})
     assert r.status_code == 400
+
+
+def test_the_point_asked_for_else_the_organisations_first(central):
+    org, points = central.organisation(points=2)
+    device = central.device(org)
+    designated = central.carnets(1, 5, points=[points[1]])
+    r = device.get(f"/api/v1/passes/{designated[0]}/validity", params={"service": 1})
+    assert r.status_code == 200 and r.json()["reason"] == "place_not_designated"  # judged at the first point
+    assert device.validity(designated[0], point=points[1])["reason"] == "ok"
+    # Text that is no pass number at all still gets a verdict naming the fault, at a known point only.
+    assert device.validity("garbage!", point=points[1])["reason"] == "malformed"
+    r = device.get("/api/v1/passes/garbage!/validity", params={"service": 1, "point": 999_999})
+    assert r.status_code == 404 and r.json()["error"] == "unknown_point"
