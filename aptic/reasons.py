@@ -51,3 +51,24 @@ TITLES: dict[Reason, str] = {
     Reason.SAME_CARNET: "Même carnet",
     Reason.DUPLICATE_IN_ENTRY: "Déjà dans la saisie",
 }
+
+
+class Flag(StrEnum):
+    """Why an accepted scan is flagged for a person to look at: the central's ``flagged`` status.
+
+    A flagged scan is paid; the flag tells the funder and the place why its time or its carnet deserves a look.
+    """
+
+    IMPLAUSIBLE_TIME = "implausible_time"  # unsynced clock, in the future or before the millésime
+    WITHDRAWN_AFTER_SCAN = "withdrawn_after_scan"  # made offline before its carnet was blocked
+
+    @property
+    def note(self) -> str:
+        """The French sentence added to the verdict's message."""
+        return NOTES[self]
+
+
+NOTES: dict[Flag, str] = {
+    Flag.IMPLAUSIBLE_TIME: "Heure du scan peu fiable : date de réception retenue.",
+    Flag.WITHDRAWN_AFTER_SCAN: "Carnet bloqué après ce scan : accepté, signalé au commanditaire.",
+}

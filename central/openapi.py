@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aptic.reasons import Reason
+from aptic.reasons import Flag, Reason
 from central import models
 
 
@@ -77,7 +77,7 @@ RESPONSES: dict[str, Any] = {
             "message": STR,
             "flags": {
                 "type": "array",
-                "items": {"type": "string", "enum": ["implausible_time", "withdrawn_after_scan"]},
+                "items": {"type": "string", "enum": [f.value for f in Flag]},
             },
             "payment_month": NULL_STR,
         }

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, select
 
 from aptic.passnumber import Authenticator, PassNumber, PassNumberError, parse
 from aptic.places import Place
+from aptic.reasons import Flag
 from aptic.rules import Order, PriorUse, judge
 from central import schema as t
 from central.db import insert_ignore_many, write_transaction
@@ -47,11 +48,6 @@ MAX_BATCH = 500
 FUTURE_SKEW = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no pass existed before: an earlier time is a clock at fault
 RETRIES = 8
-
-FLAG_NOTES = {
-    "implausible_time": "Heure du scan peu fiable : date de réception retenue.",
-    "withdrawn_after_scan": "Carnet bloqué après ce scan : accepté, signalé au commanditaire.",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +160,7 @@ def _ingest(
             results.append(decided[s.id])
             continue
         number = numbers[s.id]
-        flags: list[str] = []
+        flags: list[Flag] = []
         implausible = (
             not s.clock_synced
             or s.scanned_at > now + FUTURE_SKEW
@@ -173,7 +169,7 @@ def _ingest(
         )
         when = now if implausible else s.scanned_at
         if implausible:
-            flags.append("implausible_time")
+            flags.append(Flag.IMPLAUSIBLE_TIME)
         if when not in local_days:  # scans of a batch often share their second: convert once
             local_days[when] = (local_date(when), month_of(when))
         today, month = local_days[when]
@@ -199,12 +195,12 @@ def _ingest(
             reason, message = verdict.reason.value, verdict.message
             status = "accepted" if verdict.valid else "rejected"
             if verdict.valid and carnet_facts is not None and withdrawn_after(carnet_facts, when):
-                flags.append("withdrawn_after_scan")
+                flags.append(Flag.WITHDRAWN_AFTER_SCAN)
         service_month = pay_month = None
         if status == "accepted":
             if flags:
                 status = "flagged"
-                message = " ".join([message, *(FLAG_NOTES[f] for f in flags)])
+                message = " ".join([message, *(f.note for f in flags)])
             service_month = month
             pay_month = payment_month(service_month, closed)
             assert number is not None and carnet_facts is not None and place is not None
