@@ -194,6 +194,19 @@ def format_pass(digits: str) -> str:
     return " ".join(parts)
 
 
+def masked(text: str) -> str:
+    """``text`` fit for a log: a pass number keeps its carnet and position, its authenticator and check digits
+    become stars (with them anyone could print a barcode that pays); anything else is only counted.
+
+    >>> masked("126000123407582112")
+    '1 26 0001234 07 **** **'
+    """
+    digits = "".join(c for c in text if c.isdigit())
+    if len(digits) != LENGTH:
+        return f"<{len(text)} characters>"
+    return f"{format_pass(digits)[:15]} **** **"
+
+
 Authenticator = Callable[[str], int]
 """Maps the first 12 digits of a pass number to its authenticator (0-9999)."""
 

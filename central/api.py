@@ -230,5 +230,5 @@ def register_errors(app: Any) -> None:
 
     @app.errorhandler(Exception)
     def on_unexpected(error: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.exception("unexpected error on %s %s", request.method, request.url_rule or "an unknown path")
         return error_response(ServiceError(500, "internal_error", "Erreur interne du serveur central."))

@@ -47,6 +47,7 @@ from typing import Any
 import requests
 import urllib3
 
+from aptic.passnumber import masked
 from terminal.snapshot import SnapshotError, merge
 from terminal.terminal import Terminal
 
@@ -219,8 +220,12 @@ class CentralClient:
     def validity(self, number: str, service: int, point: int, *, timeout: float = 1.5) -> dict[str, Any]:
         """The central's verdict; the whole call (connect and read) bounded by about ``timeout`` seconds."""
         connect = min(0.5, timeout / 3)
-        return self.request("GET", f"/passes/{number}/validity", params={"service": service, "point": point},
-                            timeout=(connect, timeout - connect))  # fmt: skip
+        try:
+            return self.request("GET", f"/passes/{number}/validity", params={"service": service, "point": point},
+                                timeout=(connect, timeout - connect))  # fmt: skip
+        except CentralError as error:  # its text names the URL, and ends up in a log: hide what makes it pay
+            error.args = tuple(str(a).replace(number, masked(number)) for a in error.args)
+            raise
 
 
 class Backoff:
@@ -410,7 +415,7 @@ class SyncWorker:
             self._reactivation_required()
             return None
         except CentralError as error:
-            logger.info("Online check of %s failed (%s): offline verdict", number, error)
+            logger.info("Online check of %s failed (%s): offline verdict", masked(number), error)
             return None
 
     # -- the thread --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from aptic.passnumber import (
     format_pass,
     hmac_authenticator,
     is_well_formed,
+    masked,
     normalise,
     parse,
 )
@@ -151,3 +152,12 @@ def test_authenticator_depends_on_the_key() -> None:
 def test_build_refuses_out_of_range_fields(m: int, s: int, p: int) -> None:
     with pytest.raises(ValueError):
         build(m, s, p, AUTH)
+
+
+def test_masked_hides_what_makes_a_pass_pay() -> None:
+    number = build(2026, 1234, 7, hmac_authenticator(b"k"))
+    shown = masked(number)
+    assert shown.startswith("1 26 0001234 07 ") and shown.endswith("**** **")
+    assert number[12:] not in shown.replace(" ", "")
+    assert masked(format_pass(number)) == shown  # the printed form too
+    assert masked("hello") == "<5 characters>"  # not a pass: only its length
