@@ -440,7 +440,7 @@ class ScannerReader:
                 elif isinstance(r, Discard) and self.on_discard is not None:
                     self.on_discard(ScanDiscard(dev.device_id, r.text, r.reason, r.t, r.t + wall_offset))
             except Exception:
-                log.exception("scanner callback failed for %r", r)
+                log.exception("scanner callback failed for a %s from %s", type(r).__name__, dev.device_id)
 
     # -- discovery -----------------------------------------------------------------------------------------
 
