@@ -7,6 +7,7 @@ client. Device calls carry ``Authorization: Bearer <token>``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -25,6 +26,9 @@ from central.services import activation, fleet, ingest, snapshot, statements, va
 from central.services.common import ServiceError, month_of
 
 log = logging.getLogger(__name__)
+# One line per request for the operator: the route (its template: a pass number in a path is a voucher, and
+# stays out of logs), the status, the time taken and the device.
+access_log = logging.getLogger("central.access")
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 M = TypeVar("M", bound=BaseModel)
 
@@ -114,6 +118,26 @@ QUERY_PARAMETERS: dict[str, frozenset[str]] = {
 
 
 @bp.before_request
+def start_clock() -> None:
+    g.started = time.perf_counter()
+
+
+@bp.after_request
+def log_access(response: Response) -> Response:
+    if access_log.isEnabledFor(logging.INFO):
+        device = g.get("device")
+        access_log.info(
+            "%s %s %d %.1f ms device=%s",
+            request.method,
+            request.url_rule or "(no route)",
+            response.status_code,
+            (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+            device.id if device is not None else g.get("device_id", "-"),
+        )
+    return response
+
+
+@bp.before_request
 def refuse_unknown_query_parameters() -> None:
     """Query strings are as strict as bodies: a parameter the endpoint does not know is a 400."""
     unknown = sorted(set(request.args) - QUERY_PARAMETERS.get(request.endpoint or "", frozenset()))
@@ -150,7 +174,8 @@ def pass_validity(number: str) -> Any:
         raise ServiceError(400, "invalid_request", "Numéro de pass trop long.", {"number": "at most 64 characters"})
     assert service is not None
     with read_connection() as conn:
-        return validity.validity(conn, _ctx().auth, token, number, service, point, now())
+        g.device_id, answer = validity.validity(conn, _ctx().auth, token, number, service, point, now())
+    return answer
 
 
 @bp.post("/scans")

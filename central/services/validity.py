@@ -30,6 +30,7 @@ _first_point = (
 # without such a point still comes back (NULL point columns), so "unknown device" and "unknown point" differ.
 _DEVICE_AND_POINT = (
     select(
+        t.devices.c.id.label("device_id"),
         t.devices.c.token_hash,
         t.devices.c.revoked_at,
         t.devices.c.organisation_id.label("device_organisation"),
@@ -78,9 +79,9 @@ def validity(
     service: int,
     point_id: int | None,
     now: datetime,
-) -> dict[str, Any]:
-    """The verdict for one pass, here and now, for the device holding ``token``, as the validity API returns
-    it. A 401 ServiceError for an unknown or revoked token, a 404 for a point not of the device's organisation.
+) -> tuple[int, dict[str, Any]]:
+    """The asking device's id and the verdict for one pass, here and now, as the validity API returns it.
+    A 401 ServiceError for an unknown or revoked token, a 404 for a point not of the device's organisation.
     """
     try:
         number = parse(text)
@@ -108,7 +109,7 @@ def validity(
         ]
         order = order_for(number, facts, auth, now)
         verdict = judge(number, order=order, place=place, service=service, today=local_date(now), uses=uses)
-    return {
+    return first.device_id, {
         "valid": verdict.valid,
         "reason": verdict.reason.value,
         "message": verdict.message,

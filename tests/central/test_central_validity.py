@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from central_fixtures import SECRET, scan
@@ -112,3 +113,20 @@ def test_the_point_asked_for_else_the_organisations_first(central):
     assert device.validity("garbage!", point=points[1])["reason"] == "malformed"
     r = device.get("/api/v1/passes/garbage!/validity", params={"service": 1, "point": 999_999})
     assert r.status_code == 404 and r.json()["error"] == "unknown_point"
+
+
+def test_each_request_is_logged_for_the_operator_without_the_pass_number(central, caplog):
+    caplog.set_level(logging.INFO, logger="central.access")
+    org, _ = central.organisation()
+    device = central.device(org)
+    number = central.carnets(1, 5)[0]
+    assert device.validity(number)["valid"] is True
+    assert device.get("/api/v1/snapshot").status_code == 200
+    r = device.get(f"/api/v1/passes/{number}/validity", params={"service": "x"})
+    assert r.status_code == 400
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "central.access"]
+    assert "GET /api/v1/passes/<path:number>/validity 200" in lines[-3]
+    assert lines[-3].endswith(f"device={device.id}") and " ms " in lines[-3]
+    assert lines[-2].startswith("GET /api/v1/snapshot 200") and lines[-2].endswith(f"device={device.id}")
+    assert lines[-1].startswith("GET /api/v1/passes/<path:number>/validity 400")
+    assert not any(number in line for line in lines)
