@@ -34,8 +34,6 @@ log = logging.getLogger("central")
 
 def _engine(args: argparse.Namespace, pool_size: int = 2) -> tuple[config.Settings, Engine]:
     settings = config.settings(args.db, args.data_dir)
-    # Off by default, as in gunicorn: at a thousand validity calls a second, a line each is a cost.
-    logging.getLogger("central.access").setLevel(logging.INFO if args.access_log else logging.WARNING)
     engine = make_engine(settings.db_url, pool_size=pool_size)
     migrate(engine)
     return settings, engine

@@ -292,3 +292,14 @@ def test_an_idle_mediateur_is_logged_out_and_the_screen_goes_home(page: Page) ->
     expect(page.locator("#home")).to_be_visible(timeout=6000)  # nobody touched the screen for 2 s
     page.get_by_role("button", name="Espace médiateur").click()
     expect(page.locator("#pin")).to_be_visible()  # the PIN is asked again
+
+
+@pytest.mark.parametrize("screen", ["home", "keypad", "pin", "activation"])
+def test_fixed_screens_fit_without_scrolling(page: Page, screen: str) -> None:
+    """A touchscreen user does not know a page can scroll: what a screen asks for must all be in view."""
+    page.evaluate(f"show({screen!r})")
+    expect(page.locator(f"#{screen}")).to_be_visible()
+    overflow = page.evaluate("() => { const m = document.querySelector('main'); return m.scrollHeight-m.clientHeight }")
+    width = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    shot(page, f"fit-{screen}")
+    assert overflow <= 0 and width <= 0, f"{screen} overflows by {overflow}px down, {width}px across"
