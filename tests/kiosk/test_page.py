@@ -278,6 +278,15 @@ def test_services_by_level_and_category(page: Page) -> None:
     login(page)
     page.get_by_role("button", name="Niveau 2 · Maîtriser").click()
     expect(page.locator("#service-list li")).to_have_count(5)  # 48, 84, 85, 90, 95 of this point's catalogue
+    shot(page, "services-level")
+    # The list scrolls inside itself: at least three services in view, and the buttons under it too.
+    in_view = page.evaluate(
+        """() => { const l = document.querySelector('#service-list').getBoundingClientRect();
+                   return [...document.querySelectorAll('#service-list li')]
+                     .filter(e => e.getBoundingClientRect().bottom <= l.bottom + 1).length }"""
+    )
+    assert in_view >= 3
+    expect(page.get_by_role("button", name="Quitter")).to_be_in_viewport(ratio=1)
     page.get_by_role("button", name="2.2 Faire ses démarches en ligne", exact=True).click()
     expect(page.locator("#service-list li")).to_have_count(4)
     expect(page.locator("#service-list")).not_to_contain_text("Internet : envoyer, recevoir")
@@ -303,3 +312,20 @@ def test_fixed_screens_fit_without_scrolling(page: Page, screen: str) -> None:
     width = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     shot(page, f"fit-{screen}")
     assert overflow <= 0 and width <= 0, f"{screen} overflows by {overflow}px down, {width}px across"
+
+
+def test_a_long_entry_scrolls_its_list_and_keeps_submit_in_view(page: Page, kiosk: Served) -> None:
+    """A workshop of nine: the passes list scrolls, the submit button stays where the finger expects it."""
+    kiosk.terminal.start_entry(95)
+    login(page)
+    expect(page.locator("#entry")).to_be_visible()
+    for serial in range(40, 49):
+        scan(kiosk, pass_number(serial, 1))
+    expect(page.locator("#entry-passes li")).to_have_count(9)
+    expect(page.locator("#entry-submit")).to_be_in_viewport(ratio=1)
+    expect(page.locator("#entry-service")).to_be_in_viewport(ratio=1)
+    shot(page, "entry-long")
+    page.locator("#entry-passes li").last.scroll_into_view_if_needed()
+    expect(page.locator("#entry-passes li").last).to_be_in_viewport()
+    expect(page.locator("#entry-submit")).to_be_in_viewport(ratio=1)
+    kiosk.terminal.abandon_entry()
