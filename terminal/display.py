@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal, cast
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 Tone = Literal["valid", "refused", "provisional", "error", "idle"]
 
@@ -88,12 +88,12 @@ def to_framebuffer(image: Image.Image, bits_per_pixel: int) -> bytes:
     if bits_per_pixel == 32:
         return rgb.tobytes("raw", "BGRX")
     if bits_per_pixel == 16:
-        # Pillow has no RGB565 packer any more: pack it here, two bytes a pixel, little-endian.
-        out = bytearray()
-        for r, g, b in rgb.getdata():
-            value = ((r & 0xF8) << 8) | ((g & 0xFC) << 3) | (b >> 3)
-            out += value.to_bytes(2, "little")
-        return bytes(out)
+        # Pillow has no RGB565 packer any more: build the two bytes of each pixel as two 8-bit bands
+        # (the bit fields do not overlap, so adding them is OR-ing them) and interleave them, low byte first.
+        r, g, b = rgb.split()
+        high = ImageChops.add(r.point(lambda v: v & 0xF8), g.point(lambda v: v >> 5))
+        low = ImageChops.add(g.point(lambda v: (v & 0x1C) << 3), b.point(lambda v: v >> 3))
+        return Image.merge("LA", (low, high)).tobytes()
     raise ValueError(f"unsupported framebuffer depth: {bits_per_pixel} bits per pixel")
 
 

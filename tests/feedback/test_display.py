@@ -42,6 +42,12 @@ def test_framebuffer_packing() -> None:
     assert to_framebuffer(image, 16) == bytes([0x00, 0xF8, 0x1F, 0x00])  # RGB565 little-endian
     with pytest.raises(ValueError, match="24 bits"):
         to_framebuffer(image, 24)
+    # Every colour, green (split across the two bytes) included, packs as the RGB565 formula says.
+    colours = [(r, g, b) for r in (0, 7, 8, 200, 255) for g in (0, 3, 4, 28, 100, 252, 255) for b in (0, 7, 8, 255)]
+    strip = Image.new("RGB", (len(colours), 1))
+    strip.putdata(colours)
+    expected = b"".join((((r & 0xF8) << 8) | ((g & 0xFC) << 3) | (b >> 3)).to_bytes(2, "little") for r, g, b in colours)
+    assert to_framebuffer(strip, 16) == expected
 
 
 def test_amounts_are_not_split_from_their_euro_sign() -> None:

@@ -86,6 +86,7 @@ def test_pins_are_configurable(factory: MockFactory) -> None:
     assert lit(factory, 20) == [False, True, False]
 
 
+@pytest.mark.filterwarnings("ignore::gpiozero.PinFactoryFallback")  # gpiozero trying each factory is the case here
 def test_no_gpio_means_no_feedback_and_a_clear_log(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
     with caplog.at_level(logging.WARNING):
