@@ -521,8 +521,8 @@ function listen() {
   source.addEventListener("open", () => { failures = 0; document.body.dataset.live = "sse"; refresh(); });
   source.addEventListener("error", async () => {
     failures += 1;
-    // A refused stream (503: too many open) closes the EventSource for good: poll instead for a minute,
-    // then try a stream again. Repeated network errors lead to the same.
+    // A refused stream (503: too many open) closes the EventSource for good: poll instead for ten seconds
+    // (long polls: verdicts still show at once), then try a stream again. Repeated network errors do the same.
     if (source.readyState === EventSource.CLOSED || failures >= 5) {
       source.close();
       await poll(Date.now() + 10000);
