@@ -4,7 +4,8 @@ A batch (up to 500 scans) is handled in one write transaction:
 
 1. Scans whose id the central already has are *replays*: they get their first result back, nothing changes.
    The id alone is the key, for good and across devices (a terminal re-activated after a revocation can
-   resend its queue); a replay's body is not compared with the first one.
+   resend its queue). A "replay" with another pass number keeps the first result too, and is logged as a
+   warning for the operator: it is a bug or a copied data directory, not a retry.
 2. The others are judged in order by ``aptic.rules.judge`` against the database (plus the batch's own
    accepted scans, so two passes of one carnet in one batch obey the same-carnet rule).
 3. Every new scan is stored (rejected ones too, for the audit trail); each accepted one also gets a row in
@@ -117,10 +118,12 @@ def _ingest(
         conn.exec_driver_sql("LOCK TABLE closed_months IN SHARE MODE")
     ids = sorted({s.id for s in scans})
     known: dict[str, dict[str, Any]] = {}
+    first_pass: dict[str, str] = {}  # what each known id was about, to notice a replay that is not one
     if ids:
         for r in conn.execute(
             select(
                 t.scans.c.id,
+                t.scans.c.pass_number,
                 t.scans.c.status,
                 t.scans.c.reason,
                 t.scans.c.message,
@@ -129,6 +132,7 @@ def _ingest(
             ).where(t.scans.c.id.in_(ids))
         ).mappings():
             known[r["id"]] = _result(r)
+            first_pass[r["id"]] = r["pass_number"]
 
     numbers: dict[str, PassNumber | None] = {}
     for s in scans:
@@ -153,12 +157,15 @@ def _ingest(
     orders_memo: dict[tuple[int, str, bool], Order] = {}
     local_days: dict[datetime, tuple[date, str]] = {}
     for s in scans:
-        if s.id in known:
-            results.append(known[s.id])
+        if s.id in known or s.id in decided:  # a replay (or the same id twice in one batch): the first result
+            if first_pass[s.id] != s.pass_number:
+                # Not a replay but another scan under a used id: a terminal bug or a copied data directory.
+                # The contract keeps the first result; the operator has to hear of it (no pass number logged).
+                log.warning("scan id %s came again from device %d with another pass number: first result kept",
+                            s.id, device_id)  # fmt: skip
+            results.append(known.get(s.id) or decided[s.id])
             continue
-        if s.id in decided:  # the same id twice in one batch: the second is a replay of the first
-            results.append(decided[s.id])
-            continue
+        first_pass[s.id] = s.pass_number
         number = numbers[s.id]
         flags: list[Flag] = []
         implausible = (

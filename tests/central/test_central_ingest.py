@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from central_fixtures import scan
@@ -30,6 +31,26 @@ def test_accept_then_replay_returns_first_result_and_changes_nothing(central):
     again = device.push(batch)
     assert again == first
     assert count(central, t.scans) == 2 and count(central, t.pass_uses) == 2
+
+
+def test_an_id_used_again_for_another_pass_keeps_its_first_result_and_is_logged(central, caplog):
+    caplog.set_level(logging.WARNING, logger="central.services.ingest")
+    org, _ = central.organisation()
+    device = central.device(org)
+    passes = central.carnets(2, 10)
+    first = scan(passes[0], device.points[0], central.clock())
+    [result] = device.push([first])
+    other = {**first, "pass_number": passes[10]}  # a terminal bug: a used id for a new scan
+    assert device.push([other]) == [result]
+    assert count(central, t.scans) == 1 and count(central, t.pass_uses) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.name == "central.services.ingest"]
+    assert len(warnings) == 1 and first["id"] in warnings[0] and "another pass number" in warnings[0]
+    assert passes[10] not in warnings[0] and passes[0] not in warnings[0]
+    # A true replay, and the same id twice in one batch with the same pass, say nothing.
+    caplog.clear()
+    fresh = scan(passes[1], device.points[0], central.clock(), service=2)
+    assert [r["status"] for r in device.push([fresh, fresh, first])] == ["accepted", "accepted", "accepted"]
+    assert not [r for r in caplog.records if r.name == "central.services.ingest"]
 
 
 def test_one_result_per_scan_in_order(central):
