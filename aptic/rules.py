@@ -130,6 +130,11 @@ class Verdict:
         }
 
 
+def malformed(error: PassNumberError) -> Verdict:
+    """The verdict for text that is not a well-formed pass number: it needs no order, place nor date."""
+    return Verdict(Reason.MALFORMED, f"Pass non conforme : {error.message_fr}")
+
+
 def judge(
     text: str | PassNumber,
     *,
@@ -153,7 +158,7 @@ def judge(
         try:
             number = parse(text)
         except PassNumberError as error:
-            return Verdict(Reason.MALFORMED, f"Pass non conforme : {error.message_fr}")
+            return malformed(error)
 
     def refuse(reason: Reason, message: str) -> Verdict:
         return Verdict(reason, message, number=number, order=order)

@@ -8,7 +8,9 @@ Settings come from ``terminal.config`` (``/etc/aptic-terminal/config.toml``, ``A
 - ``run``: the daemon: douchette reader, sync worker and kiosk in one process, until SIGTERM or SIGINT.
 - ``status --json``: one JSON document: mode, activation, outbox, snapshot, clock, sync.
 - ``check NUMBER [--service N] [--json]``: the offline verdict from the local snapshot; exit status 0 when
-  valid, 1 when refused, 2 when the terminal cannot judge (not activated, no data).
+  valid, 1 when refused, 2 when the terminal cannot judge (not activated, no data: reason ``not_ready``).
+  Format and check digits need no snapshot, so a malformed number is ``malformed`` on any terminal;
+  ``--json`` always prints one JSON document.
 
 ``status`` and ``check`` open the store read-only, so they are safe while the daemon runs.
 """
@@ -30,7 +32,7 @@ from typing import Any
 
 from terminal import config as configuration
 from terminal.clock import Clock
-from terminal.store import Store
+from terminal.store import OutboxFull, Store, StoreError
 from terminal.terminal import Terminal, TerminalError
 
 logger = logging.getLogger(__name__)
@@ -141,11 +143,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     terminal = open_terminal(settings(args), readonly=True)
     try:
-        if args.service is not None:
+        if args.service is not None and terminal.place is not None:
             terminal.start_entry(args.service)  # in memory only: nothing is recorded
         result = terminal.handle_code(args.number)
-    except TerminalError as error:
-        print(error.message_fr, file=sys.stderr)
+    except (TerminalError, StoreError) as error:
+        # What truly needs the snapshot (a well-formed number on a terminal never synced) cannot be judged.
+        reason = "outbox_full" if isinstance(error, OutboxFull) else "not_ready"
+        if args.json:
+            print(json.dumps({"valid": False, "reason": reason, "message": error.message_fr}, ensure_ascii=False))
+        else:
+            print(error.message_fr, file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result.as_dict(), ensure_ascii=False))

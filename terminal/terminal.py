@@ -36,7 +36,7 @@ from typing import Any
 from aptic.passnumber import PassNumberError, parse
 from aptic.places import Place
 from aptic.reasons import Reason
-from aptic.rules import Order, PriorUse, describe_restrictions, judge
+from aptic.rules import Order, PriorUse, describe_restrictions, judge, malformed
 from terminal.clock import Clock, ScanStamp
 from terminal.events import EventBus
 from terminal.snapshot import Snapshot, SnapshotError, from_json
@@ -81,7 +81,8 @@ class ScanResult:
     reason: Reason
     message: str
     mode: Mode
-    point_id: int
+    point_id: int | None
+    """None only for a malformed code read before the terminal knows its point."""
     service: int | None
     pass_number: str | None = None
     warnings: tuple[str, ...] = ()
@@ -349,12 +350,16 @@ class Terminal:
         yet synced), which stands. Calls are serialised: a scan waits for the one before it, central included.
         """
         with self._lock:
-            place = self._require_place()
-            today = self.clock.today()
             try:
                 number = parse(code)
-            except PassNumberError:
+            except PassNumberError as error:
+                if self.place is None:
+                    # Format and check digits need no offline data: a bad number is refused as such even on
+                    # a terminal not activated yet, instead of a misleading "not ready".
+                    return self._malformed_before_ready(code, error, device)
                 number = None
+            place = self._require_place()
+            today = self.clock.today()
             order: Order | None = None
             uses: list[PriorUse] = []
             known: list[PriorUse] = []
@@ -402,6 +407,13 @@ class Terminal:
             if result.added and entry is not None:
                 self.bus.publish("entry", entry=entry.as_dict())
             return result
+
+    def _malformed_before_ready(self, code: str, error: PassNumberError, device: str | None) -> ScanResult:
+        verdict = malformed(error)
+        result = ScanResult(code=code, reason=verdict.reason, message=verdict.message, mode=self._mode,
+                            point_id=None, service=None, device=device)  # fmt: skip
+        self.bus.publish("scan", result=result.as_dict())
+        return result
 
     def remove(self, pass_number: str) -> bool:
         """Take a pass out of the open entry before submitting; False if it was not in it."""

@@ -90,6 +90,25 @@ def test_activate_then_status_and_check(central: Central, organisation: int, pas
     assert malformed.returncode == 1 and "Pass non conforme" in malformed.stdout
 
 
+def test_check_before_activation_judges_the_format_and_always_answers_json(passes: list[str], tmp_path: Path) -> None:
+    data_dir = tmp_path / "new-terminal"
+    wrong_check_digit = passes[0][:-1] + str((int(passes[0][-1]) + 1) % 10)
+    for args in (["--json"], ["--json", "--service", "12"]):
+        malformed = aptic_terminal("check", wrong_check_digit, *args, data_dir=data_dir)
+        assert malformed.returncode == 1, malformed.stderr
+        verdict = json.loads(malformed.stdout)
+        assert verdict["reason"] == "malformed" and not verdict["valid"]
+        assert verdict["message"].startswith("Pass non conforme")
+    as_text = aptic_terminal("check", "12600abc", data_dir=data_dir)
+    assert as_text.returncode == 1 and as_text.stdout.startswith("Pass non conforme")
+    # A well-formed number truly needs the offline data: not ready, still one JSON document.
+    needs_data = aptic_terminal("check", passes[0], "--json", data_dir=data_dir)
+    assert needs_data.returncode == 2
+    answer = json.loads(needs_data.stdout)
+    assert answer == {"valid": False, "reason": "not_ready", "message": answer["message"]}
+    assert "pas prêt" in answer["message"]
+
+
 def test_run_syncs_serves_the_kiosk_and_stops_on_sigterm(central: Central, organisation: int, passes: list[str],
                                                           tmp_path: Path) -> None:  # fmt: skip
     data_dir = tmp_path / "data"

@@ -37,6 +37,14 @@ def test_a_terminal_without_offline_data_says_it_is_not_ready(store: Store, cloc
     with pytest.raises(NotReady) as refused:
         terminal.handle_code(pass_number(1))
     assert "pas prêt" in refused.value.message_fr
+    # A bad check digit needs no offline data: it is refused as malformed, on screen too.
+    number = pass_number(1)
+    heard: list[Event] = []
+    terminal.bus.subscribe(heard.append)
+    result = terminal.handle_code(number[:-2] + f"{(int(number[-2:]) + 1) % 100:02d}")
+    assert result.reason is Reason.MALFORMED and result.message.startswith("Pass non conforme")
+    assert kinds(heard) == ["scan"] and heard[0].data["result"]["reason"] == "malformed"
+    assert store.pending_count() == 0
 
 
 def test_self_service_test_tells_validity_and_restrictions_and_records_nothing(at_bus: Terminal, store: Store) -> None:
