@@ -4,8 +4,10 @@ Settings come from ``terminal.config`` (``/etc/aptic-terminal/config.toml``, ``A
 ``--data-dir`` overrides the data directory for one command.
 
 - ``activate --central URL --kit KIT --code CODE [--pin PIN]``: activate (or re-activate) this terminal;
-  ``--pin`` sets the médiateur PIN of the kiosk.
-- ``run``: the daemon: douchette reader, sync worker and kiosk in one process, until SIGTERM or SIGINT.
+  ``--pin`` sets the médiateur PIN of the kiosk. While ``run`` is running, the activation is handed to it
+  (``terminal.control``), which starts syncing at once.
+- ``run``: the daemon: douchette reader, sync worker and kiosk, until SIGTERM or SIGINT. Without a central
+  URL (none configured, not activated) it records offline and starts syncing once activated.
 - ``status --json``: one JSON document: mode, activation, outbox, snapshot, clock, sync.
 - ``check NUMBER [--service N] [--json]``: the offline verdict from the local snapshot; exit status 0 when
   valid, 1 when refused, 2 when the terminal cannot judge (not activated, no data: reason ``not_ready``).
@@ -32,6 +34,9 @@ from typing import Any
 
 from terminal import config as configuration
 from terminal.clock import Clock
+from terminal.control import SOCKET as CONTROL_SOCKET
+from terminal.control import ControlServer, NoDaemon
+from terminal.control import request as ask_daemon
 from terminal.store import OutboxFull, Store, StoreError
 from terminal.terminal import Terminal, TerminalError
 
@@ -104,14 +109,24 @@ def cmd_activate(args: argparse.Namespace) -> int:
     if args.pin and not valid_pin(args.pin):
         print("Le code médiateur doit compter de 4 à 8 chiffres.", file=sys.stderr)
         return 2
-    terminal = open_terminal(settings(args))
+    config = settings(args)
+    pin_hash = hash_pin(args.pin) if args.pin else None  # a PIN for this terminal only, not the organisation's
     try:
-        answer = activate(terminal, args.central, args.kit, args.code)
-    except ActivationError as error:
+        # A running daemon owns the data directory: it activates in-process and starts syncing at once.
+        answer = ask_daemon(config.data_dir / CONTROL_SOCKET, "activate", central=args.central, kit=args.kit,
+                            code=args.code, pin_hash=pin_hash)  # fmt: skip
+    except TerminalError as error:
         print(error.message_fr, file=sys.stderr)
         return 1
-    if args.pin:  # a PIN for this terminal only, instead of the organisation's
-        terminal.store.update_state(mediateur_pin_hash=hash_pin(args.pin))
+    except NoDaemon:
+        terminal = open_terminal(config)
+        try:
+            answer = activate(terminal, args.central, args.kit, args.code)
+        except ActivationError as error:
+            print(error.message_fr, file=sys.stderr)
+            return 1
+        if pin_hash:
+            terminal.store.update_state(mediateur_pin_hash=pin_hash)
     organisation = (answer.get("organisation") or {}).get("name", "")
     print(f"Terminal activé : appareil {answer.get('device_id')}, {organisation}.")
     return 0
@@ -178,7 +193,7 @@ def notify_systemd(message: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from provisioning.activation import activate, software_version
     from terminal.feedback import open_feedback, verdict_listener
-    from terminal.sync import AlreadyRunning, CentralClient, SyncWorker
+    from terminal.sync import AlreadyRunning, CentralClient, SyncWhenKnown, SyncWorker
 
     config = settings(args)
     terminal = open_terminal(config)
@@ -204,10 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         virtual.attach(reader)
         virtual.start()
 
-    central_url = config.central_url or store.state().get("central_url")
-    worker = None
-    if central_url:
-        client = CentralClient(central_url, token=store.token, timeout=(config.connect_timeout, config.read_timeout))
+    def make_worker(url: str) -> SyncWorker:
+        client = CentralClient(url, token=store.token, timeout=(config.connect_timeout, config.read_timeout))
         worker = SyncWorker(
             terminal,
             client,
@@ -217,18 +230,32 @@ def cmd_run(args: argparse.Namespace) -> int:
             version=version,
             scanners=reader.devices if reader else list,
         )
-        try:
-            worker.start()
-        except AlreadyRunning as error:
-            logger.error("%s: is another aptic-terminal run active?", error)
-            return 1
         terminal.online_check = worker.check_validity
-    else:
-        logger.warning("No central URL (not activated, none configured): recording offline only")
+        return worker
+
+    # The worker starts now if the central is known, else when this terminal is activated (no restart).
+    sync = SyncWhenKnown(make_worker)
+    terminal.bus.subscribe(lambda event: event.kind == "activated" and sync.ensure(store.state().get("central_url")))
+    try:
+        if not sync.ensure(config.central_url or store.state().get("central_url")):
+            logger.warning("No central URL (not activated, none configured): recording offline until activated")
+    except AlreadyRunning as error:
+        logger.error("%s: is another aptic-terminal run active?", error)
+        return 1
+
+    def activate_for(request: dict[str, Any]) -> dict[str, Any]:
+        answer = activate(terminal, str(request.get("central") or ""), str(request.get("kit") or ""),
+                          str(request.get("code") or ""))  # fmt: skip
+        if request.get("pin_hash"):
+            store.update_state(mediateur_pin_hash=str(request["pin_hash"]))
+        return answer
+
+    # `aptic-terminal activate` while this daemon runs is handed over here (see terminal.control).
+    control_server = ControlServer(config.data_dir / CONTROL_SOCKET, {"activate": activate_for}).start()
 
     server = None
     if not args.no_kiosk:
-        server = _start_kiosk(config, terminal, feedback, reader, worker, central_url, version, activate)
+        server = _start_kiosk(config, terminal, feedback, reader, sync, version, activate)
 
     dispatcher = threading.Thread(target=_dispatch, args=(codes, terminal), name="aptic-scans", daemon=True)
     dispatcher.start()
@@ -245,10 +272,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         reader.stop()
     codes.put(None)
     dispatcher.join(5)
+    control_server.stop()
     if server is not None:
         server.close()
-    if worker is not None:
-        worker.stop()
+    sync.stop()
     feedback.close()
     store.close()
     return 0
@@ -284,14 +311,14 @@ def _start_scanner(codes: queue.Queue[tuple[str, str] | None], terminal: Termina
         return None
 
 
-def _start_kiosk(config: configuration.Config, terminal: Terminal, feedback: Any, reader: Any, worker: Any,
-                 central_url: str | None, version: str, activate: Any) -> Any:  # fmt: skip
+def _start_kiosk(config: configuration.Config, terminal: Terminal, feedback: Any, reader: Any, sync: Any,
+                 version: str, activate: Any) -> Any:  # fmt: skip
     from waitress import create_server
 
     from kiosk_ui import Kiosk, create_app
 
     def activate_here(kit: str, code: str) -> Any:
-        url = central_url or terminal.store.state().get("central_url")
+        url = config.central_url or terminal.store.state().get("central_url")
         if not url:
             raise TerminalError("no central URL", "Adresse du central inconnue : configurez central_url.")
         return activate(terminal, url, kit, code)
@@ -300,7 +327,7 @@ def _start_kiosk(config: configuration.Config, terminal: Terminal, feedback: Any
         terminal,
         feedback=feedback,
         scanners=reader.devices if reader else list,
-        sync_status=worker.status if worker else dict,
+        sync_status=sync.status,
         activate=activate_here,
         pin_hash=terminal.mediateur_pin_hash,
         version=version,

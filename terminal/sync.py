@@ -525,3 +525,43 @@ class SyncWorker:
             "pending": self.store.pending_count(),
             "activation": self.store.state().get("status", "activated" if self.store.token() else "not_activated"),
         }
+
+
+class SyncWhenKnown:
+    """The sync worker of ``aptic-terminal run``, started as soon as a central URL is known.
+
+    A terminal may start before it knows its central: not activated yet and none configured. It then
+    records offline, and the worker starts when the terminal is activated (on the touchscreen, or with
+    ``aptic-terminal activate`` handed to the daemon), without a restart. ``make(url)`` builds the worker.
+
+    >>> sync = SyncWhenKnown(lambda url: None)
+    >>> sync.ensure(None), sync.status()
+    (None, {})
+    """
+
+    def __init__(self, make: Callable[[str], SyncWorker | None]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self.worker: SyncWorker | None = None
+
+    def ensure(self, url: str | None) -> SyncWorker | None:
+        """Start the worker for ``url`` unless it runs already (or ``url`` is empty); :class:`AlreadyRunning`
+        when another process holds the data directory's sync lock."""
+        with self._lock:
+            if self.worker is None and url:
+                worker = self._make(url)
+                if worker is not None:
+                    worker.start()
+                    self.worker = worker
+                    logger.info("Sync worker started for %s", url)
+            return self.worker
+
+    def status(self) -> dict[str, Any]:
+        """The worker's :meth:`SyncWorker.status`, or {} while there is none (the kiosk shows "offline")."""
+        worker = self.worker
+        return worker.status() if worker is not None else {}
+
+    def stop(self) -> None:
+        with self._lock:
+            if self.worker is not None:
+                self.worker.stop()
