@@ -212,7 +212,7 @@ Authenticator = Callable[[str], int]
 
 
 def hmac_authenticator(key: bytes) -> Authenticator:
-    """The authenticator of DESIGN.md: HMAC-SHA256 of the first 12 digits, as an integer, mod 10000."""
+    """The authenticator of docs/contracts.md: HMAC-SHA256 of the first 12 digits, as an integer, mod 10000."""
 
     def authenticate(first12: str) -> int:
         mac = hmac.new(key, first12.encode("ascii"), hashlib.sha256).digest()

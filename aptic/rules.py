@@ -3,7 +3,7 @@
 ``judge()`` is a pure function. The caller gathers what it knows (the central from its database, the
 terminal from its offline snapshot) and gets back a ``Verdict``: a reason code, a French message with the
 details, and warnings. Checks run in a fixed order and the first failure is the answer
-(``../shared/notes/domain.md`` §6):
+(``docs/domain.md`` gives each message in full):
 
  1. format and check digits          malformed
  2. issued, authenticator valid      unknown_pass   (the caller passes ``order=None``)

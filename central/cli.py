@@ -1,4 +1,4 @@
-"""``aptic-central``: run and administer a central (see DESIGN.md, "CLI").
+"""``aptic-central``: run and administer a central (see docs/contracts.md, "Command lines").
 
 Every command takes ``--db URL`` (default ``sqlite:///<data dir>/central.db``) and ``--data-dir`` (default
 ``$APTIC_CENTRAL_DATA`` or ``~/.local/share/aptic-central``; it holds the secret key). Commands bring the

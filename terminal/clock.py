@@ -13,7 +13,9 @@ alone. Every scan carries a :class:`ScanStamp`:
   because it must survive restarts together with the scans (see ``Store.next_seq``).
 
 The central keeps these facts as sent and decides itself what to do with a scan stamped by an unsynced
-clock (``../shared/notes/offline-sync.md`` §4).
+clock: a Pi has no battery-backed clock, so after a power cut it may boot in 1970 or at the last saved time
+until NTP answers; the central judges such a scan by its own receive time and flags it
+(``implausible_time``), and never refuses a scan for its clock alone.
 
 >>> from datetime import datetime, timezone
 >>> clock = Clock(sync_marker=Path("/nonexistent"), now=lambda: datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc))

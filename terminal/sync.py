@@ -134,7 +134,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class CentralClient:
-    """A small client of the central's device API (DESIGN.md, "Central HTTP API").
+    """A small client of the central's device API (docs/contracts.md, "Central HTTP API").
 
     ``token`` is the bearer token or a function returning it (``Store.token``), read at every call so a
     re-activation takes effect at once. Each thread gets its own ``requests.Session``; urllib3 retries

@@ -21,7 +21,7 @@ from aptic.passnumber import (
 )
 
 AUTH = hmac_authenticator(b"test key")
-EXAMPLE = "126000123407582112"  # the example of DESIGN.md: payload 1260001234075821, check digits 12
+EXAMPLE = "126000123407582112"  # the example of docs/contracts.md: payload 1260001234075821, check digits 12
 
 passes = st.builds(
     lambda m, s, p: build(m, s, p, AUTH),

@@ -1,4 +1,4 @@
-"""``aptic-central``: the admin commands of DESIGN.md with their JSON outputs, and the migrations."""
+"""``aptic-central``: the admin commands of docs/contracts.md with their JSON outputs, and the migrations."""
 
 from __future__ import annotations
 
