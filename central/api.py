@@ -6,6 +6,7 @@ client. Device calls carry ``Authorization: Bearer <token>``.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -204,7 +205,14 @@ def push_scans() -> Any:
 @device_required
 def get_snapshot() -> Any:
     since = request.args.get("since")
-    return snapshot.snapshot(g.conn, g.device.organisation_id, since, now())
+    response = jsonify(snapshot.snapshot(g.conn, g.device.organisation_id, since, now()))
+    # A full snapshot holds every order of the country (about 2 MB of JSON for 5,000 orders, 20 times less
+    # gzipped): what a bus on a mobile link pulls at activation and whenever its points change.
+    response.vary.add("Accept-Encoding")
+    if "gzip" in request.accept_encodings:
+        response.set_data(gzip.compress(response.get_data(), 6))
+        response.content_encoding = "gzip"
+    return response
 
 
 @bp.get("/statements")

@@ -132,17 +132,25 @@ def _from_json(data: Mapping[str, Any]) -> Snapshot:
             catalogue=catalogue,
         )
     blocked = _strs(data.get("blocked_carnets"))
+    # One Restrictions object per distinct set: a national snapshot has thousands of orders and a few
+    # hundred sets, and building the frozensets is most of the parsing time.
+    shared: dict[tuple[Any, ...], Restrictions] = {}
     ranges = []
     for raw in data.get("orders") or ():
+        rules = raw.get("restrictions") or {}
+        key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(rules.items()))
+        if key not in shared:
+            shared[key] = _restrictions(rules)
+        own_blocks = raw.get("blocked_carnets")
         order = Order(
             commanditaire=str(raw["commanditaire"]),
             millesime=int(raw["millesime"]),
             value_cents=int(raw.get("value_cents", 1000)),
             activated=bool(raw.get("activated", True)),
             cancelled=bool(raw.get("cancelled", False)),
-            blocked_carnets=blocked | _strs(raw.get("blocked_carnets")),
+            blocked_carnets=blocked | _strs(own_blocks) if own_blocks else blocked,  # one set for all
             starts_on=date.fromisoformat(raw["starts_on"]) if raw.get("starts_on") else None,
-            restrictions=_restrictions(raw.get("restrictions")),
+            restrictions=shared[key],
         )
         for span in raw.get("carnets") or ():
             first, last = str(span["first"]), str(span["last"])

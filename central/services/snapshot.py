@@ -16,12 +16,14 @@ is sent again next time (harmless, since terminals upsert).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from aptic.passnumber import carnet_id
+from aptic.places import Place
 from central import schema as t
 from central.services.common import (
     ServiceError,
@@ -33,6 +35,7 @@ from central.services.common import (
 )
 
 SETTLE = timedelta(seconds=10)
+RESTRICTION_COLUMNS = ("territories", "territory_label", "place_types", "points", "services", "categories")
 
 
 def parse_cursor(since: str | None) -> tuple[int, int]:
@@ -83,6 +86,26 @@ def _settled_max(conn: Connection, column: Any, created: Any, current: int, now:
     return max(current, int(top or 0))
 
 
+def _applies_here(places: list[Place]) -> Callable[[Any], bool]:
+    """Whether an order row's restrictions let its passes pay at one of ``places`` at least. Memoised on
+    the restriction columns: thousands of orders share a few hundred sets of restrictions."""
+    known: dict[tuple[str, str, str], bool] = {}
+
+    def applies(row: Any) -> bool:
+        key = (row.territories, row.place_types, row.points)
+        if key not in known:
+            rules = restrictions_from_row(row)
+            known[key] = any(
+                (not rules.territories or p.in_territory(rules.territories))
+                and (not rules.place_types or p.typologies & rules.place_types)
+                and (not rules.points or p.point_id in rules.points)
+                for p in places
+            )
+        return known[key]
+
+    return applies
+
+
 def snapshot(conn: Connection, organisation_id: int, since: str | None, now: datetime) -> dict[str, Any]:
     """The offline snapshot for a device of ``organisation_id``; see the module docstring."""
     seq, use_id = parse_cursor(since)
@@ -105,39 +128,36 @@ def snapshot(conn: Connection, organisation_id: int, since: str | None, now: dat
         seq = use_id = 0
         changed = []
 
-    # Orders that can apply somewhere in this organisation and are not past their tolerance month.
-    this_year = local_date(now).year
-    rows = conn.execute(
+    # Every order of the country, whatever its restrictions or millésime: offline, a pass of an order that
+    # cannot apply here must be refused for that reason (territory, expired...), not as never issued.
+    orders_query = (
         select(t.orders, t.commanditaires.c.name.label("commanditaire"))
         .join(t.commanditaires, t.commanditaires.c.id == t.orders.c.commanditaire_id)
-        .where(t.orders.c.millesime >= this_year - 1)
         .order_by(t.orders.c.id)
-    ).all()
-    relevant = {}
-    for row in rows:
-        rules = restrictions_from_row(row)
-        if any(
-            (not rules.territories or p.in_territory(rules.territories))
-            and (not rules.place_types or p.typologies & rules.place_types)
-            and (not rules.points or p.point_id in rules.points)
-            for p in places
-        ):
-            relevant[row.id] = row
-    if full:
-        sent_orders = list(relevant.values())
-    else:
-        changed_orders = {int(c.ref) for c in changed if c.kind == "order"}
-        sent_orders = [row for oid, row in relevant.items() if oid in changed_orders]
-
-    blocked_query = select(t.carnets.c.carnet).where(
-        t.carnets.c.blocked_at.is_not(None), t.carnets.c.order_id.in_(sorted(relevant))
     )
+    if not full:
+        orders_query = orders_query.where(t.orders.c.id.in_(sorted({int(c.ref) for c in changed if c.kind == "order"})))
+    sent_orders = conn.execute(orders_query).all()
+
+    # Blocked carnets of every order too: ``judge`` checks ``blocked`` before the millésime and the
+    # restrictions, so the central answers ``blocked`` even where the order cannot apply. They are few.
+    blocked_query = select(t.carnets.c.carnet).where(t.carnets.c.blocked_at.is_not(None))
     if not full:
         blocked_query = blocked_query.where(
             t.carnets.c.carnet.in_(sorted({c.ref for c in changed if c.kind == "carnet"}))
         )
     blocked = sorted(conn.execute(blocked_query).scalars())
 
+    # Used passes only of orders in force that can apply here: the country's would be millions, and a used
+    # pass of any other order is refused offline for its restriction or millésime, a true reason too.
+    this_year = local_date(now).year
+    applies = _applies_here(places)
+    in_force = conn.execute(
+        select(t.orders.c.id, *(t.orders.c[name] for name in RESTRICTION_COLUMNS)).where(
+            t.orders.c.millesime >= this_year - 1
+        )
+    ).all()
+    applicable = sorted(row.id for row in in_force if applies(row))
     uses = conn.execute(
         select(
             t.pass_uses.c.pass_number,
@@ -148,7 +168,7 @@ def snapshot(conn: Connection, organisation_id: int, since: str | None, now: dat
         )
         .join(t.carnets, t.carnets.c.carnet == t.pass_uses.c.carnet)
         .outerjoin(t.points, t.points.c.id == t.pass_uses.c.point_id)
-        .where(t.pass_uses.c.id > use_id, t.carnets.c.order_id.in_(sorted(relevant)))
+        .where(t.pass_uses.c.id > use_id, t.carnets.c.order_id.in_(applicable))
         .order_by(t.pass_uses.c.id)
     ).all()
 
