@@ -210,14 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     reader = None
     codes: queue.Queue[tuple[str, str] | None] = queue.Queue()
     if not args.no_scanner:
-        reader = _start_scanner(codes, terminal)
-    virtual = None
-    if args.virtual_douchette is not None and reader is not None:
-        from terminal.scanner.virtual import VirtualDouchette
-
-        virtual = VirtualDouchette(args.virtual_douchette or None)
-        virtual.attach(reader)
-        virtual.start()
+        reader = _start_scanner(codes, terminal, config, args.virtual_douchette)
 
     def make_worker(url: str) -> SyncWorker:
         client = CentralClient(url, token=store.token, timeout=(config.connect_timeout, config.read_timeout))
@@ -266,8 +259,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     notify_systemd("STOPPING=1")
     logger.info("Stopping")
-    if virtual is not None:
-        virtual.stop()
     if reader is not None:
         reader.stop()
     codes.put(None)
@@ -293,17 +284,35 @@ def _dispatch(codes: queue.Queue[tuple[str, str] | None], terminal: Terminal) ->
             logger.exception("Scan from %s could not be handled", device)
 
 
-def _start_scanner(codes: queue.Queue[tuple[str, str] | None], terminal: Terminal) -> Any:
-    try:
-        from terminal.scanner import ReaderConfig, ScannerReader
-        from terminal.scanner.reader import default_state_file
+def _start_scanner(codes: queue.Queue[tuple[str, str] | None], terminal: Terminal, config: configuration.Config,
+                   virtual: str | None) -> Any:  # fmt: skip
+    """Start the douchette reader in a process of its own (``terminal.scanner.service`` says why).
 
-        reader = ScannerReader(
-            lambda read: codes.put((read.text, read.device)),
-            lambda discard: terminal.bus.publish("discarded", device=discard.device, reason=discard.reason),
-            # The state file lets `aptic-terminal scanner list` show what this daemon holds.
-            ReaderConfig(state_file=default_state_file()),
-        )
+    Its reads go through ``codes`` to :func:`_dispatch`, its discards to the bus and the log. The ``[scanner]``
+    settings (``terminal.scanner.process.SETTINGS``) choose the douchettes; ``virtual`` (a socket path, or ""
+    for the default one) adds the virtual douchette. The state file lets ``aptic-terminal scanner list``
+    show what the reader holds.
+    """
+    try:
+        from terminal.scanner.process import ReaderProcess, reader_args
+        from terminal.scanner.reader import ScanDiscard, ScanRead, default_state_file
+
+        section = dict(config.extra.get("scanner", {}))
+        options = reader_args(section, state_file=default_state_file(), virtual=virtual)
+
+        def on_read(read: ScanRead) -> None:
+            codes.put((read.text, read.device))
+
+        def on_discard(discard: ScanDiscard) -> None:
+            logger.info("Douchette %s: read discarded (%s)", discard.device, discard.reason)
+            terminal.bus.publish("discarded", device=discard.device, reason=discard.reason)
+
+        if section.get("process", True):
+            reader: Any = ReaderProcess(on_read, on_discard, options)
+        else:  # the reader as threads of this process: the daemon's other work delays it (comparison only)
+            from terminal.scanner.service import LocalReader
+
+            reader = LocalReader(options, on_read, on_discard)
         reader.start()
         return reader
     except Exception as error:  # no evdev, no /dev/input access: the kiosk keypad still works

@@ -26,6 +26,9 @@ wake-up pipe, with a timeout that is the earliest of the next rescan and the dec
 - Read: events go to one :class:`~terminal.scanner.decoder.Decoder` per physical device; its finished reads
   become :class:`ScanRead` and its discards :class:`ScanDiscard`, with the monotonic and wall time of the
   terminating key event.
+- Lateness: every read is timed against the kernel's stamp of its oldest event (both on
+  ``CLOCK_MONOTONIC``) into :attr:`ScannerReader.stall` (:mod:`terminal.scanner.stall`); the state file
+  carries its summary, refreshed every second while reads come in.
 - Unplug: a read that fails (ENODEV, or any OSError) unregisters and closes that node at once (a dead
   descriptor left in ``select`` would spin) and discards the device's pending read as ``unplugged``. Nothing
   in one iteration can kill the thread: errors are logged and the loop goes on with the other devices.
@@ -52,6 +55,7 @@ from typing import Protocol
 
 from terminal.scanner import devices as devmod
 from terminal.scanner.decoder import AUTO, Decoder, DecoderConfig, Discard, Read, Result
+from terminal.scanner.stall import StallMeter
 from terminal.scanner.typist import Event
 
 log = logging.getLogger(__name__)
@@ -115,6 +119,8 @@ class ReaderConfig:
     rescan_interval: float = 0.5
     state_file: str | None = None
     """Where to keep :meth:`ScannerReader.devices` as JSON while running (for ``scanner list``); None: nowhere."""
+    state_interval: float = 1.0
+    """Seconds between refreshes of the state file's ``stall`` figures while reads come in."""
 
 
 class EventSource(Protocol):
@@ -256,6 +262,9 @@ class ScannerReader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rescans = 0
+        self.stall = StallMeter()
+        """How late each read returned after its oldest event was stamped (see :mod:`terminal.scanner.stall`)."""
+        self._stall_written = (0, 0.0)  # (stall.count, monotonic) at the last state write
 
     # -- public --------------------------------------------------------------------------------------------
 
@@ -314,7 +323,7 @@ class ScannerReader:
                 if dev.virtual:
                     for path in dev.sources:
                         out.append({"path": path, "name": dev.name, "id": dev.device_id, "douchette": True,
-                                    "why": "virtual douchette", "grabbed": True, "busy": False,
+                                    "why": "virtual douchette", "virtual": True, "grabbed": True, "busy": False,
                                     "layout": dev.decoder.config.layout, "fallback": dev.decoder.config.fallback,
                                     "detected_layout": dev.decoder.detected_layout})  # fmt: skip
             return out
@@ -331,6 +340,9 @@ class ScannerReader:
                     if now >= next_scan:
                         self._rescan()
                         next_scan = time.monotonic() + self.config.rescan_interval
+                        count, written = self._stall_written
+                        if self.stall.count != count and now - written >= self.config.state_interval:
+                            self._write_state()
                     self._take_pending()
                     timeout = next_scan - time.monotonic()
                     for dev in self._devices.values():
@@ -404,6 +416,8 @@ class ScannerReader:
         except OSError as e:
             self._lost(dev, source, e)
             return
+        if events:
+            self.stall.add(time.monotonic() - events[0][0])
         feed = dev.decoder.feed
         for t, type_, code, value in events:
             results = feed(t, type_, code, value)
@@ -547,8 +561,11 @@ class ScannerReader:
             # A fresh, unguessable temporary file (O_EXCL), renamed over the state: safe in a shared /tmp.
             fd, tmp = tempfile.mkstemp(prefix=".aptic-scanner-", dir=os.path.dirname(os.path.abspath(path)))
             try:
+                self._stall_written = (self.stall.count, time.monotonic())
+                doc = {"pid": os.getpid(), "updated": time.time(), "devices": self.devices(),
+                       "stall": self.stall.summary()}  # fmt: skip
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump({"pid": os.getpid(), "updated": time.time(), "devices": self.devices()}, f)
+                    json.dump(doc, f)
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, path)
             except BaseException:
