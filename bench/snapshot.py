@@ -9,7 +9,8 @@ place, designated points or services, as real funders do), 1,000 blocked carnets
   central compresses). Targets: < 4 MB raw, < 500 kB on the wire.
 * Full pull over HTTP from ``aptic-central serve``: median of 3. Target: < 2 s.
 * The terminal's ``from_json`` (JSON parsed to domain objects), at start and after each pull: median of
-  5. Target: < 300 ms.
+  5. Target: < 300 ms. And ``Terminal.load_snapshot`` on a real store (what a pull costs the terminal: the
+  durable write, the read back, the parsing): median of 3. Target: < 1 s.
 * Incremental pull (``?since=``) after one new order: its size and median time of 5. Targets: exactly that
   order, < 10 kB, < 50 ms.
 
@@ -37,11 +38,14 @@ from aptic.passnumber import build, carnet_id, hmac_authenticator
 from bench.central import SECRET, _open, _serve
 from central.services import admin, ingest
 from terminal.snapshot import from_json, merge
+from terminal.store import Store
+from terminal.terminal import Terminal
 
 FULL_BYTES = 4_000_000
 WIRE_BYTES = 500_000
 FULL_SECONDS = 2.0
 FROM_JSON_SECONDS = 0.3
+LOAD_SECONDS = 1.0
 DELTA_BYTES = 10_000
 DELTA_SECONDS = 0.05
 
@@ -154,6 +158,9 @@ def main() -> None:
             wire = int(response.headers.get("Content-Length") or len(text))
             packed = len(gzip.compress(text, 6))
             parse_s, _ = _timed(lambda: from_json(json.loads(text)), 5)
+            terminal = Terminal(Store(root / "terminal"))
+            load_s, _ = _timed(lambda: terminal.load_snapshot(data), 3)
+            terminal.store.close()
 
             one = {"commanditaire": "Département 33", "millesime": now.year, "territories": ["33"]}
             admin.issue_carnets(engine, SECRET, datetime.now(UTC), carnets=40, size=10, with_passes=False, **one)
@@ -177,6 +184,12 @@ def main() -> None:
             f"{parse_s * 1000:.0f} ms",
             f"< {FROM_JSON_SECONDS * 1000:.0f} ms",
             parse_s < FROM_JSON_SECONDS,
+        ),
+        _figure(
+            "  terminal load_snapshot (saved to the store, read back, parsed)",
+            f"{load_s * 1000:.0f} ms",
+            f"< {LOAD_SECONDS:.0f} s",
+            load_s < LOAD_SECONDS,
         ),
         _figure(
             "incremental after one new order",

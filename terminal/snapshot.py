@@ -1,11 +1,12 @@
 """The offline snapshot: what the terminal knows to judge passes without the network.
 
-The central sends it as JSON (``GET /api/v1/snapshot``) and the store keeps that JSON as received;
-:func:`from_json` is the single place that turns it into the domain objects of ``aptic``. The shape assumed
-here (to be reconciled with the central's)::
+The central sends it as JSON (``GET /api/v1/snapshot``, gzipped on the wire) and the store keeps that JSON
+as received; :func:`from_json` is the single place that turns it into the domain objects of ``aptic``.
+The shape::
 
     {
       "cursor": "opaque string for ?since=",
+      "full": true,
       "generated_at": "2026-11-22T14:00:00+00:00",
       "organisation": {"id": 1, "name": "Médiathèque de Bègles", "qualified": true,
                        "catalogue": [1, 2, 3]},                 # optional; absent = whole référentiel
@@ -15,11 +16,18 @@ here (to be reconciled with the central's)::
                   "value_cents": 1000, "activated": true, "cancelled": false, "starts_on": null,
                   "restrictions": {"territories": ["33"], "territory_label": "Gironde",
                                    "place_types": [], "points": [], "services": [], "categories": []},
-                  "carnets": [{"first": "1260000001", "last": "1260000100"}]}],   # carnet id ranges
+                  "carnets": [{"first": "1260000001", "last": "1260000100", "size": 10}]}],  # id ranges
       "blocked_carnets": ["1260000042"],
       "used_passes": [{"pass_number": "18 digits", "service": 12, "organisation_id": 1,
                        "on": "2026-11-20", "place_name": "Médiathèque"}]
     }
+
+``orders`` holds every order of the country, also those that cannot apply at this organisation and those
+of past millésimes, and ``blocked_carnets`` every blocked carnet: so an offline refusal gives the reason
+the central would give (``territory``, ``expired``, ``blocked``...) and only a number outside every range
+is ``unknown_pass``. ``used_passes`` holds the uses of the orders in force that can apply here only.
+Thousands of orders share a few hundred restriction sets: :func:`from_json` builds one ``Restrictions``
+per distinct set.
 
 (``points`` is read too, for data saved before the central's name was known.) With ``?since=CURSOR`` the
 central answers with what changed (``"full": false``): :func:`merge` folds that into the saved JSON.

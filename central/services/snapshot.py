@@ -1,13 +1,28 @@
 """The offline snapshot: what a terminal needs to give provisional verdicts without the network.
 
-It holds the terminal's organisation (with its catalogue) and points de présence, the orders whose
-restrictions can apply to at least one of those points (each with its carnet *ranges*, not one row per
-pass), the blocked carnets of those orders, and the passes of those orders already used.
+Offline, a refusal must give the reason the central would give: a genuine pass of another territory is
+"not valid here", never "never issued". So the snapshot holds:
+
+* the terminal's organisation (with its catalogue) and points de présence;
+* **every order of the country**, whatever its restrictions or millésime, each with its carnet *ranges*
+  (one per order, not one row per pass) and its restrictions. A number outside every range is
+  ``unknown_pass``;
+* **every blocked carnet**: ``aptic.rules.judge`` checks ``blocked`` before the millésime and the
+  restrictions, so the central answers ``blocked`` even where the order cannot apply (blocks are few);
+* the used passes of the orders in force (this millésime and last) that can apply at one of the points at
+  least. The country's would be millions; a used pass of any other order is refused offline for its
+  restriction or its millésime instead of ``already_used``: a refusal still, for a true reason.
+
+Measured with ``python -m bench snapshot`` (5,000 orders, 200,000 carnets): about 2 MB of JSON, about
+115 kB gzipped (the API compresses the answer). Identical restriction sets are not factored out of the
+JSON: gzip already takes most of that repetition (factoring saved 15 % of the gzipped size) and the
+terminal shares them when it parses.
 
 Incremental by cursor. The cursor is ``"<changes seq>.<pass_uses id>"``; ``since`` returns the orders,
-blocks and uses recorded after it. Organisation and points always come whole (they are small); when one
-of them changed since the cursor the answer is a full snapshot (``"full": true``) because the set of
-relevant orders may have changed. Terminals upsert what they get: orders by id, carnets and passes as sets.
+blocks and uses recorded after it (after one new order: just that order). Organisation and points always
+come whole (they are small); when one of them changed since the cursor the answer is a full snapshot
+(``"full": true``) because the set of orders whose uses are sent may have changed. Terminals upsert what
+they get: orders by id, carnets and passes as sets.
 
 On PostgreSQL, ids are handed out before commit, so a row with a smaller id can become visible after a
 larger one was read. The new cursor therefore stops at rows older than ``SETTLE`` seconds; anything newer

@@ -25,6 +25,8 @@ def test_full_snapshot(central):
     assert r.status_code == 200
     assert r.headers["Content-Encoding"] == "gzip"  # requests asks for it, and undoes it
     snap = r.json()
+    plain = device.get("/api/v1/snapshot", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers and plain.json()["orders"] == snap["orders"]
     assert snap["full"] is True
     assert snap["organisation"]["id"] == org and len(snap["organisation"]["catalogue"]) == 129
     assert [p["id"] for p in snap["points_de_presence"]] == points
