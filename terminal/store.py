@@ -1,26 +1,34 @@
-"""The terminal's durable store: TinyDB files that survive a power cut at any instant.
+"""The terminal's durable store: files that survive a power cut at any instant.
 
-A bus may lose power at every stop, so every write here is atomic and durable before the call returns:
-:class:`AtomicJSONStorage` writes a temporary file, fsyncs it, renames it over the old one and fsyncs the
-directory. Stock TinyDB rewrites its file in place and leaves unparseable JSON behind when killed mid-write
-(``../shared/notes/libraries.md`` §1).
+A bus may lose power at every stop, so every write here is durable before the call returns, and a write cut
+short leaves the file readable (:mod:`terminal.durable` says how). The data is split by concern::
 
-TinyDB rewrites a whole file on every write, so the data is split by concern and each write stays small::
-
-    outbox.json              scans recorded but not yet acknowledged by the central (bounded)
+    outbox.journal           scans recorded but not yet acknowledged by the central (bounded)
     history-YYYY-MM.json     scans with the central's result, one file per month of filing, kept 13 months
     snapshot.json            the offline data pulled from the central
     state.json               activation, device id, last sequence number
     token                    the device token, mode 0600
 
-Recording a scan writes ``outbox.json`` only, and that file holds only pending scans, so recording does not
-slow down as history grows. A scan's identity is the UUID made on the terminal (``id``); TinyDB's
-``doc_id`` is reused after a restart and is never used as an identity.
+The outbox is an append-only journal (:mod:`terminal.outbox`): recording a scan appends one fsync'd line,
+so it costs the same whether 0 or 10,000 scans wait for the network, and does not slow down as history
+grows either. The other files are TinyDB documents written through :class:`AtomicJSONStorage`. Stock TinyDB
+rewrites its file in place and, killed between the write and the final truncate of a file that shrank,
+leaves unparseable JSON behind; this storage writes a temporary file, fsyncs it, renames it over the old one
+and fsyncs the directory. TinyDB still rewrites a whole file on every write, which is fine for these: they
+are small or, for history, written once per batch of answers from the central, never per scan.
+
+A scan's identity is the UUID made on the terminal (``id``); TinyDB's ``doc_id`` is reused after a restart
+and is never used as an identity.
 
 One :class:`threading.RLock` guards every public call: TinyDB is not thread-safe, and the scanner, the kiosk
 and the sync worker all use the store. A file is owned by a single process, which makes the write-through
-read cache of the outbox, state and snapshot files safe. History files are read when needed and not kept
-in memory: a month may hold tens of thousands of rows.
+read caches safe: the outbox, state and snapshot are kept in memory, and so are the last
+:data:`HISTORY_CACHE_MONTHS` months of history read (the kiosk shows them on every refresh); a history write
+drops its month from the cache. Other history months are read when needed and let go of: a month may hold
+tens of thousands of rows.
+
+A data directory written before the journal (the outbox in ``outbox.json``, a TinyDB file) is migrated when
+the store opens: its pending scans go into the journal, then ``outbox.json`` is deleted.
 
 >>> import tempfile, uuid
 >>> with tempfile.TemporaryDirectory() as directory:
@@ -37,46 +45,44 @@ import ctypes
 import ctypes.util
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from tinydb import TinyDB
 from tinydb.middlewares import Middleware
-from tinydb.operations import delete
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from terminal.clock import local_now
+from terminal.durable import (
+    ReadOnly,
+    StoreError,
+    atomic_write_bytes,
+    fsync_directory,
+    quarantine,
+    sweep_orphans,
+)
+from terminal.outbox import COMPACT_MIN_BYTES, Outbox
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUTBOX_LIMIT = 50_000
 DEFAULT_HISTORY_MONTHS = 13
 
-OUTBOX = "outbox.json"
+HISTORY_CACHE_MONTHS = 2
+"""History months kept in memory once read: the kiosk shows the current and the previous one."""
+
+OUTBOX = "outbox.journal"
+OLD_OUTBOX = "outbox.json"  # the outbox as a TinyDB file, before the journal: migrated at open
 STATE = "state.json"
 SNAPSHOT = "snapshot.json"
 TOKEN = "token"
 _HISTORY = re.compile(r"^history-(\d{4})-(\d{2})\.json$")
-_TMP_SUFFIX = ".tmp"
-
-
-class StoreError(Exception):
-    """Base class of the store's errors. ``message_fr`` says it on screen."""
-
-    message_fr = "Erreur d'enregistrement."
-
-
-class ReadOnly(StoreError):
-    """A write through a store opened read-only."""
-
-    message_fr = "Lecture seule : rien n'a été enregistré."
 
 
 class OutboxFull(StoreError):
@@ -90,65 +96,6 @@ class OutboxFull(StoreError):
             f"Mémoire du terminal pleine : {pending} scans attendent d'être transmis (maximum {limit}). "
             "Rien n'a été enregistré. Connectez le terminal au réseau pour les transmettre."
         )
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename or an unlink in ``directory`` durable (POSIX needs the directory itself fsync'd)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so that, whatever happens, the file holds either the old or the new bytes.
-
-    Temporary files are made in the same directory (a rename is atomic only within a file system) and named
-    ``<name>.<random>.tmp``; a kill leaves them behind, and :func:`sweep_orphans` removes them.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=_TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_directory(path.parent)
-
-
-def sweep_orphans(directory: Path) -> list[Path]:
-    """Delete the temporary files that writes killed half-way left in ``directory``; return them."""
-    swept = []
-    for tmp in Path(directory).glob("*" + _TMP_SUFFIX):
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-            swept.append(tmp)
-    if swept:
-        fsync_directory(Path(directory))
-        logger.info("Removed %d temporary file(s) left by interrupted writes in %s", len(swept), directory)
-    return swept
-
-
-def quarantine(path: Path, why: str) -> Path:
-    """Move an unreadable file aside as ``<name>.corrupt-<UTC timestamp>`` and say so in the log."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    os.replace(path, target)
-    fsync_directory(path.parent)
-    logger.error("Store file %s is unreadable (%s): moved aside to %s; continuing with an empty %s",
-                 path, why, target.name, path.name)  # fmt: skip
-    return target
 
 
 class AtomicJSONStorage(Storage):
@@ -268,6 +215,8 @@ class Store:
     ``history_months``: months of history kept, the current one included; ``now``: the wall clock, which
     names the month a result is filed under.
 
+    ``compact_min_bytes``: the outbox journal is never compacted below this size (tests make it small).
+
     Scans are flat dicts (no nested objects) with at least ``id`` (a UUID string) and ``seq``.
     """
 
@@ -279,6 +228,7 @@ class Store:
         history_months: int = DEFAULT_HISTORY_MONTHS,
         now: Callable[[], datetime] = local_now,
         readonly: bool = False,
+        compact_min_bytes: int = COMPACT_MIN_BYTES,
     ) -> None:
         self.directory = Path(directory)
         self.readonly = readonly
@@ -288,15 +238,58 @@ class Store:
         self.history_months = history_months
         self._now = now
         self._lock = threading.RLock()
+        self._history_cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         if not readonly:
             sweep_orphans(self.directory)
-        self._outbox_db = open_db(self.directory / OUTBOX, readonly=readonly)
-        self._outbox = self._outbox_db.table("scans")
+        self._outbox = Outbox(self.directory / OUTBOX, readonly=readonly, compact_min_bytes=compact_min_bytes)
+        self._migrate_old_outbox()
         self._state_db = open_db(self.directory / STATE, readonly=readonly)
         self._snapshot_db = open_db(self.directory / SNAPSHOT, readonly=readonly)
+        self._settle_filed()
         state_seq = int(self.state().get("last_seq", 0))
-        outbox_seq = max((int(doc.get("seq", 0)) for doc in self._outbox.all()), default=0)
+        outbox_seq = max((int(scan.get("seq", 0)) for scan in self._outbox.values()), default=0)
         self._last_seq = max(state_seq, outbox_seq)
+
+    def _migrate_old_outbox(self) -> None:
+        """Take the pending scans of an ``outbox.json`` written before the journal, then delete that file.
+
+        Safe at any instant: the journal holds the scans (atomically) before the old file goes, and a second
+        run after a cut between the two finds them pending already and skips them.
+        """
+        old = self.directory / OLD_OUTBOX
+        data = AtomicJSONStorage(old, readonly=self.readonly).read()  # an unreadable file is set aside
+        if data is None and not old.exists():
+            return
+        scans = [doc for doc in (data or {}).get("scans", {}).values() if isinstance(doc, dict)]
+        adopted = self._outbox.adopt(scans)
+        if self.readonly:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            old.unlink()
+        fsync_directory(self.directory)
+        logger.info("Migrated %s to %s: %d pending scans", OLD_OUTBOX, OUTBOX, adopted)
+
+    def _settle_filed(self) -> None:
+        """Finish a move to history that a power cut interrupted: scans pending and filed leave the outbox.
+
+        :meth:`_retire` writes history first and the outbox last, so a cut in between leaves a scan in both.
+        Its history row (the central's answer, or its cancellation) is the truth: sent again, the scan would at
+        best get the same answer, at worst a cancelled scan would reach the central. A filing goes to the
+        current month, so the last two months cover a cut at the turn of a month.
+        """
+        if self.readonly or not len(self._outbox):
+            return
+        filed = {}
+        for month in self.history_files()[-2:]:
+            filed |= {row["id"]: row for row in self._read_history(month) if row.get("id") in self._outbox}
+        if not filed:
+            return
+        top = max(int(row.get("seq", 0)) for row in filed.values())
+        if top > int(self.state().get("last_seq", 0)):
+            self.update_state(last_seq=top)
+        self._outbox.remove(filed)
+        self._outbox.compact_if_worth_it()
+        logger.info("%d scan(s) already filed in history left the outbox (a power cut came in between)", len(filed))
 
     # -- outbox ------------------------------------------------------------------------------------------
 
@@ -315,8 +308,9 @@ class Store:
     def record(self, scans: Sequence[Mapping[str, Any]]) -> None:
         """Add ``scans`` to the outbox in one atomic write; durable (fsync'd) when this returns.
 
-        Raises :class:`OutboxFull` (and records nothing) when they would not fit, and ``ValueError`` for a
-        scan without an ``id`` or with an ``id`` already pending.
+        The write is one line appended to the journal: its cost does not depend on how many scans are
+        pending. Raises :class:`OutboxFull` (and records nothing) when they would not fit, and ``ValueError``
+        for a scan without an ``id`` or with an ``id`` already pending.
         """
         if not scans:
             return
@@ -330,12 +324,12 @@ class Store:
             known = self._pending_ids(ids)
             if known:
                 raise ValueError(f"scans already pending: {sorted(known)}")
-            self._outbox.insert_multiple(dict(scan) for scan in scans)
+            self._outbox.add(scans)
 
     def pending(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Pending scans, oldest (lowest ``seq``) first, at most ``limit`` of them."""
         with self._lock:
-            docs = sorted(self._outbox.all(), key=lambda doc: doc.get("seq", 0))
+            docs = sorted(self._outbox.values(), key=lambda doc: doc.get("seq", 0))
             return [dict(doc) for doc in docs[:limit]]
 
     def claim(self, limit: int) -> list[dict[str, Any]]:
@@ -346,19 +340,19 @@ class Store:
         """
         with self._lock:
             batch = self.pending(limit)
-            fresh = {scan["id"] for scan in batch if not scan.get("sent")}
+            fresh = [scan["id"] for scan in batch if not scan.get("sent")]
             if fresh:
-                self._outbox.update({"sent": True}, cond=lambda doc: doc.get("id") in fresh)
+                self._outbox.mark_sent(fresh)
                 for scan in batch:
                     scan["sent"] = True
+                self._outbox.compact_if_worth_it()  # offline, claims come again and again
             return batch
 
     def unclaim(self, scan_ids: Iterable[str]) -> None:
         """Take the ``sent`` mark off scans whose request surely never left (the connection was refused)."""
         with self._lock:
-            ids = set(scan_ids)
-            if ids:
-                self._outbox.update(delete("sent"), cond=lambda doc: doc.get("id") in ids and "sent" in doc)
+            self._outbox.clear_sent(scan_ids)
+            self._outbox.compact_if_worth_it()
 
     def pending_count(self) -> int:
         with self._lock:
@@ -366,24 +360,23 @@ class Store:
 
     def get_pending(self, scan_id: str) -> dict[str, Any] | None:
         with self._lock:
-            for doc in self._outbox.all():
-                if doc.get("id") == scan_id:
-                    return dict(doc)
-            return None
+            doc = self._outbox.get(scan_id)
+            return None if doc is None else dict(doc)
 
     def oldest_pending(self) -> dict[str, Any] | None:
         with self._lock:
-            return min((dict(doc) for doc in self._outbox.all()), key=lambda doc: doc.get("seq", 0), default=None)
+            oldest = min(self._outbox.values(), key=lambda doc: doc.get("seq", 0), default=None)
+            return None if oldest is None else dict(oldest)
 
     def _pending_ids(self, ids: Iterable[str]) -> set[str]:
-        wanted = set(ids)
-        return {doc["id"] for doc in self._outbox.all() if doc.get("id") in wanted}
+        return {i for i in ids if i in self._outbox}
 
     def _retire(self, ids: set[str], filed: Mapping[str, Mapping[str, Any]]) -> None:
         """Move scans out of the outbox once their history rows are durable.
 
         Order matters for a power cut: history first (a scan filed twice is deduplicated by id), then the
-        sequence floor, then the removal from the outbox.
+        sequence floor, then the removal from the outbox. Compaction, if the journal is now mostly dead
+        lines, comes last: the removal is durable before it.
         """
         if not ids:
             return
@@ -396,7 +389,8 @@ class Store:
         top = max((int(filed[i].get("seq", 0)) for i in ids), default=0)
         if top > int(self.state().get("last_seq", 0)):
             self.update_state(last_seq=top)
-        self._outbox.remove(cond=lambda doc: doc.get("id") in ids)
+        self._outbox.remove(ids)
+        self._outbox.compact_if_worth_it()
         release_memory()
 
     def file_results(self, results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -411,8 +405,8 @@ class Store:
             by_id = {str(r["id"]): r for r in results}
             rows: dict[str, dict[str, Any]] = {}
             now = self._now()
-            for doc in self._outbox.all():
-                result = by_id.get(doc.get("id"))
+            for doc in self._outbox.values():
+                result = by_id.get(doc["id"])
                 if result is None:
                     continue
                 rows[doc["id"]] = {
@@ -444,8 +438,8 @@ class Store:
                     "synced_at": None,
                     "filed_month": month_of(now.date()),
                 }
-                for doc in self._outbox.all()
-                if doc.get("id") in wanted and not doc.get("sent")
+                for doc in self._outbox.values()
+                if doc["id"] in wanted and not doc.get("sent")
             }
             missing = wanted - set(rows)
             if missing:
@@ -458,8 +452,8 @@ class Store:
     def _history_path(self, month: str) -> Path:
         return self.directory / f"history-{month}.json"
 
-    def _history_rows(self, month: str) -> list[dict[str, Any]]:
-        """The rows filed in ``month``; the file is read and let go of (history is not kept in memory)."""
+    def _read_history(self, month: str) -> list[dict[str, Any]]:
+        """The rows filed in ``month``, read from its file."""
         if not self._history_path(month).exists():
             return []
         db = open_db(self._history_path(month), readonly=self.readonly)
@@ -468,9 +462,27 @@ class Store:
         finally:
             db.close()
 
+    def _history_rows(self, month: str, *, keep: bool = False) -> list[dict[str, Any]]:
+        """The rows filed in ``month``: the cached list if there is one (do not change it), else read.
+
+        ``keep``: cache what is read, dropping the least recently used month past
+        :data:`HISTORY_CACHE_MONTHS`. A read-only store never caches: the daemon writes the files.
+        """
+        rows = self._history_cache.get(month)
+        if rows is not None:
+            self._history_cache.move_to_end(month)
+            return rows
+        rows = self._read_history(month)
+        if keep and not self.readonly:
+            self._history_cache[month] = rows
+            while len(self._history_cache) > HISTORY_CACHE_MONTHS:
+                self._history_cache.popitem(last=False)
+        return rows
+
     def _file(self, month: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert history rows for ``month``, skipping ids already filed there or the month before."""
         ids = {str(row["id"]) for row in rows}
+        self._history_cache.pop(month, None)  # before the write: a failed write must not leave it stale
         db = open_db(self._history_path(month))
         try:
             table = db.table("scans")
@@ -494,15 +506,20 @@ class Store:
         return sorted(months)
 
     def history(self, month: str) -> list[dict[str, Any]]:
-        """History rows filed in ``month`` (``YYYY-MM``), in filing order."""
+        """History rows filed in ``month`` (``YYYY-MM``), in filing order.
+
+        Served from memory after the first read (the kiosk asks on every refresh) until this store writes
+        that month again; the rows are copies, which callers may change.
+        """
         with self._lock:
-            return self._history_rows(month)
+            return [dict(row) for row in self._history_rows(month, keep=True)]
 
     def iter_history(self) -> Iterator[dict[str, Any]]:
-        """Every history row, oldest month first, one month in memory at a time."""
+        """Every history row, oldest month first, one month in memory at a time (and not cached)."""
         for month in self.history_files():
             with self._lock:
-                rows = self._history_rows(month)
+                cached = self._history_cache.get(month)
+                rows = self._read_history(month) if cached is None else [dict(row) for row in cached]
             yield from rows
 
     def find_history(self, scan_id: str) -> dict[str, Any] | None:
@@ -520,6 +537,7 @@ class Store:
             removed = []
             for month in self.history_files():
                 if month < oldest_kept:
+                    self._history_cache.pop(month, None)
                     (self.directory / f"history-{month}.json").unlink()
                     removed.append(month)
             if removed:
@@ -579,7 +597,8 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            for db in (self._outbox_db, self._state_db, self._snapshot_db):
+            self._outbox.close()
+            for db in (self._state_db, self._snapshot_db):
                 db.close()
 
 
