@@ -6,7 +6,8 @@
 - ``scanner listen [--layout ...] [--device NAME_OR_PATH]... [--virtual [SOCKET]]``: grab the douchettes of
   this machine (hotplug included) and write the same lines, each with ``"device"``, until stopped
   (``--times``: also ``"monotonic"`` and ``"wall"``, the times of the terminating key event).
-- ``scanner list [--json]``: the input devices seen, which are douchettes, grabbed or not, layout.
+- ``scanner list [--json]``: the input devices seen, which are douchettes, grabbed or not, layout; the
+  running reader's virtual douchette too, and how late its reads were (``"reader": {"pid", "stall"}``).
 - ``scanner type TEXT [--socket PATH] [--layout us|fr]``: scan TEXT on a virtual douchette.
 """
 
@@ -290,8 +291,12 @@ def cmd_list(args: argparse.Namespace) -> int:
             entry["reader_pid"] = state["pid"] if running.get("grabbed") else None
             entry["detected_layout"] = running.get("detected_layout")
         entries.append(entry)
+    for running in state["devices"] if state else []:  # a virtual douchette has no node: only the reader knows it
+        if running.get("virtual") or running.get("why") == "virtual douchette":
+            entries.append({"vendor_product": "-", **running, "reader_pid": state["pid"]})
+    reader = {"pid": state["pid"], "stall": state.get("stall")} if state else None
     if args.json:
-        print(json.dumps({"devices": entries}, ensure_ascii=False, indent=1))
+        print(json.dumps({"devices": entries, "reader": reader}, ensure_ascii=False, indent=1))
         return 0
     if not entries:
         print(f"no input devices under {cfg.input_dir}")
@@ -299,6 +304,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         kind = "DOUCHETTE" if e["douchette"] else "-"
         grab = " grabbed" if e["grabbed"] else ""
         print(f"{e['path']:<22} {kind:<9}{grab:<8} {e['vendor_product']} {e['name']!r}  ({e['why']})")
+    if reader and reader["stall"]:
+        stall = reader["stall"]
+        print(f"reader (pid {reader['pid']}): {stall['count']} reads, late by {stall['p999_ms']} ms at p99.9, "
+              f"{stall['max_ms']} ms at most")  # fmt: skip
     return 0
 
 

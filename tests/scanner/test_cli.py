@@ -72,7 +72,7 @@ def test_decode_without_terminator_keys_and_flush_on_idle() -> None:
 
 def test_list_json_on_a_machine_without_input_devices(tmp_path: Path) -> None:
     out = run_cli("scanner", "list", "--json", "--input-dir", str(tmp_path))
-    assert out.returncode == 0 and json.loads(out.stdout) == {"devices": []}
+    assert out.returncode == 0 and json.loads(out.stdout) == {"devices": [], "reader": None}
 
 
 def test_virtual_douchette_goes_through_the_reader(tmp_path: Path) -> None:

@@ -1,16 +1,32 @@
 """A tiny QEMU guest with a real Linux kernel and an emulated USB keyboard the host types on, over QMP.
 
-The recipe is /work/shared/notes/qemu-evdev-recipe.md (verified on Debian 12): Debian's own kernel, unpacked
-from its package, boots with a busybox initramfs that loads the USB, HID, evdev and virtio-9p modules, mounts
-the host's root filesystem read-only (``multidevs=remap``, or the guest confuses /proc and /sys, whose
-root inodes collide), and runs a command of the host (this repository's venv Python) inside
-the guest, where /dev/input holds the genuine event node of QEMU's ``usb-kbd``. The host types on that
-keyboard with QMP ``input-send-event``, and unplugs and replugs it with ``device_del`` / ``device_add``.
+How it works (verified on Debian 12 with qemu-system-x86 7.2): Debian's own kernel, unpacked from its
+package, boots with a busybox initramfs that loads the USB, HID, evdev and virtio-9p modules (in the order of
+:data:`MODULES`), mounts the host's root filesystem read-only over virtio-9p (``multidevs=remap``, or the
+guest confuses /proc and /sys, whose root inodes collide), and runs a command of the host (this repository's
+venv Python, so host and guest must both be x86_64) inside the guest, where /dev/input holds the genuine
+event node of QEMU's ``usb-kbd`` ("QEMU QEMU USB Keyboard", 0627:0001). The host types on that keyboard with
+QMP ``input-send-event`` and unplugs and replugs it with ``device_del`` / ``device_add``; a removed node
+gives the reader ENODEV, a second grab EBUSY, as on real hardware.
 
-Everything is built on first use into ``.cache/qemu/<kernel version>/`` of the repository (``apt-get
-download`` of the kernel named by ``linux-image-amd64`` and of ``busybox-static``, ``dpkg-deb -x``,
-``depmod``, the initramfs with ``cpio``), atomically, and reused afterwards. :func:`require_qemu` fails with a
-message that says what is missing when this machine cannot run it.
+Facts that shaped it:
+
+- ``-accel tcg``: with nested KVM the guest hung at kernel start;
+- ``i8042.nokbd i8042.noaux``: no PS/2 keyboard, so typed keys reach only the USB one;
+- each key transition reaches the guest as MSC_SCAN + EV_KEY + SYN_REPORT (one HID report);
+- the guest receives at most one HID report per ~8 ms from ``usb-kbd`` (measured: typing faster, through
+  one QMP command per transition or batches, gives 8 ms between reports; ``usbhid kbpoll=1`` does not change
+  it), and QEMU queues at most 16 key transitions per keyboard and drops the rest (a dropped key-up leaves a
+  key held, which the kernel then auto-repeats): :meth:`Guest.press` types one transition every 8 ms;
+- the host root is read-only in the guest: a tmpfs on /var/tmp holds what programs write (``HOME`` and
+  ``TMPDIR`` point there);
+- Python starts slowly under TCG: wait for readiness signals, never fixed sleeps;
+- the kernel package version moves: the one ``linux-image-amd64`` depends on is used.
+
+Everything is built on first use into ``.cache/qemu/<kernel version>-<init hash>/`` of the repository
+(``apt-get download`` of the kernel named by ``linux-image-amd64`` and of ``busybox-static``, ``dpkg-deb
+-x``, ``depmod``, the initramfs with ``cpio``), atomically, and reused afterwards. :func:`require_qemu` fails
+with a message that says what is missing when this machine cannot run it.
 
 The guest prints lines starting with ``GUEST:`` on its serial console, which QEMU writes to a file that the
 host polls (:meth:`Guest.wait_for`).
@@ -19,6 +35,7 @@ host polls (:meth:`Guest.wait_for`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -38,13 +55,14 @@ MODULES = [  # in load order
     "virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
     "netfs", "fscache", "9pnet", "9pnet_virtio", "9p",
 ]  # fmt: skip
+MODULE_PARAMS: dict[str, str] = {}  # insmod parameters by module, e.g. {"usbhid": "kbpoll=1"}
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-for m in {modules}; do insmod /mods/$m.ko >/dev/null 2>&1 || echo "GUEST: insmod $m failed"; done
+{insmods}
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /host || echo "GUEST: 9p failed"
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
@@ -117,11 +135,18 @@ def _download(packages: list[str], into: Path) -> None:
         _run("apt-get", "download", *packages, cwd=into)
 
 
+def init_script() -> str:
+    """The initramfs's /init: modules (with :data:`MODULE_PARAMS`), mounts, then the command of the host."""
+    insmods = [f'insmod /mods/{m}.ko {MODULE_PARAMS.get(m, "")} >/dev/null 2>&1 || echo "GUEST: insmod {m} failed"'
+               for m in MODULES]  # fmt: skip
+    return INIT.replace("{insmods}", "\n".join(insmods))
+
+
 def build_guest(cache: Path = CACHE) -> tuple[Path, Path]:
     """The guest's kernel and initramfs, built once into ``cache`` (safe to call twice, or concurrently)."""
     require_qemu()
     kver = kernel_version()
-    target = cache / kver
+    target = cache / f"{kver}-{hashlib.sha256(init_script().encode()).hexdigest()[:8]}"
     kernel, initrd = target / "vmlinuz", target / "initrd.gz"
     if (target / "ready").exists():
         return kernel, initrd
@@ -145,7 +170,7 @@ def build_guest(cache: Path = CACHE) -> tuple[Path, Path]:
         for m in MODULES:
             shutil.copy(found.get(m) or found[m.replace("-", "_")], root / "mods" / f"{m}.ko")
         init = root / "init"
-        init.write_text(INIT.replace("{modules}", " ".join(MODULES)))
+        init.write_text(init_script())
         init.chmod(0o755)
         files = subprocess.run(["find", "."], cwd=root, capture_output=True, check=True).stdout
         archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=files,
@@ -167,7 +192,9 @@ def build_guest(cache: Path = CACHE) -> tuple[Path, Path]:
 class Guest:
     """A running guest: its serial log, its QMP socket, and a USB keyboard to type on."""
 
-    def __init__(self, script: Path, workdir: Path, python: str | None = None) -> None:
+    def __init__(
+        self, script: Path, workdir: Path, python: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.kernel, self.initrd = build_guest()
         self.workdir = workdir
         self.log_path = workdir / "serial.log"
@@ -176,7 +203,10 @@ class Guest:
         python = python or str(REPO / ".venv" / "bin" / "python")
         append = (f"console=ttyS0 i8042.nokbd=1 i8042.noaux=1 panic=-1 quiet loglevel=3 "
                   f"APTIC_PYTHON={python} APTIC_SCRIPT={script} APTIC_CWD={REPO}")  # fmt: skip
-        if any(c.isspace() for c in python + str(script) + str(REPO)):
+        for key, value in (env or {}).items():  # the kernel hands unknown KEY=value words to init's environment
+            append += f" {key}={value}"
+        words = [python, str(script), str(REPO), *(env or {}), *(env or {}).values()]
+        if any(c.isspace() for word in words for c in word):
             raise QemuUnavailable("paths with spaces cannot go on the guest kernel command line")
         self.cmd = [
             "qemu-system-x86_64", "-accel", "tcg", "-m", "768", "-smp", "1", "-nographic", "-no-reboot",
