@@ -199,7 +199,8 @@ class FaultProxy:
         if fault == "500_after_commit":
             self._answer(handler, 500, b'{"error": "internal", "message": "Erreur interne."}')
             return
-        extra = {k: v for k, v in response.getheaders() if k.lower() in ("retry-after", "www-authenticate")}
+        forwarded = ("retry-after", "www-authenticate", "content-encoding")  # a gzipped snapshot stays readable
+        extra = {k: v for k, v in response.getheaders() if k.lower() in forwarded}
         self._answer(handler, response.status, data, extra)
 
     @staticmethod
