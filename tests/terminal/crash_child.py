@@ -2,7 +2,9 @@
 
 Prints ``ready`` once the store is open, then one line ``<scan id> <seq>`` after each ``submit()`` returns
 (that is, once the scan is acknowledged as recorded). Every fifth scan, it also files a central result for
-the oldest pending scan, so the outbox shrinks and history and state are written too.
+the oldest pending scan, so the outbox shrinks and history and state are written too; every third, it
+claims the two oldest (the sync worker's ``sent`` mark); every twentieth, it files all but the newest two,
+which leaves the journal mostly dead lines and so compacts it (the threshold is tiny here).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from terminal.terminal import Terminal
 
 
 def main(data_dir: str) -> None:
-    store = Store(data_dir)
+    store = Store(data_dir, compact_min_bytes=4096)
     if store.snapshot() is None:
         store.save_snapshot(make_snapshot())
     terminal = Terminal(store, clock=Clock(sync_marker=Path(data_dir) / "no-marker"), point_id=POINT)
@@ -34,9 +36,13 @@ def main(data_dir: str) -> None:
         assert result.added, result
         receipt = terminal.submit()
         print(receipt.scan_ids[0], store.get_pending(receipt.scan_ids[0])["seq"], flush=True)
+        if n % 3 == 0:
+            store.claim(2)
         if n % 5 == 0:
             oldest = store.oldest_pending()
             terminal.apply_results([{"id": oldest["id"], "status": "accepted", "reason": "ok", "message": ""}])
+        if n % 20 == 0:
+            terminal.apply_results({"id": s["id"], "status": "accepted"} for s in store.pending()[:-2])
 
 
 if __name__ == "__main__":

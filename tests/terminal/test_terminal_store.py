@@ -492,3 +492,12 @@ def test_a_cancellation_cut_short_by_a_power_cut_is_finished_at_start(tmp_path: 
     assert [s["id"] for s in again.pending()] == [a["id"]], "a cancelled scan would be sent to the central"
     assert [r["status"] for r in again.iter_history()] == ["cancelled"]
     assert again.next_seq() == 3, "b's sequence number would be handed out again"
+
+
+@pytest.mark.parametrize("module", ["terminal.outbox", "terminal.durable"])
+def test_docstring_examples(module: str) -> None:
+    import doctest
+    import importlib
+
+    failures, tried = doctest.testmod(importlib.import_module(module))
+    assert tried > 0 and failures == 0
