@@ -119,8 +119,10 @@ class ReaderConfig:
     rescan_interval: float = 0.5
     state_file: str | None = None
     """Where to keep :meth:`ScannerReader.devices` as JSON while running (for ``scanner list``); None: nowhere."""
-    state_interval: float = 1.0
-    """Seconds between refreshes of the state file's ``stall`` figures while reads come in."""
+    state_interval: float | None = 1.0
+    """Seconds between refreshes of the state file's ``stall`` figures while reads come in, by the reader
+    thread; None: never (the owner calls :meth:`ScannerReader.write_state` from another thread, which keeps
+    file system waits off the reader: the reader process does)."""
 
 
 class EventSource(Protocol):
@@ -341,7 +343,8 @@ class ScannerReader:
                         self._rescan()
                         next_scan = time.monotonic() + self.config.rescan_interval
                         count, written = self._stall_written
-                        if self.stall.count != count and now - written >= self.config.state_interval:
+                        interval = self.config.state_interval
+                        if interval is not None and self.stall.count != count and now - written >= interval:
                             self._write_state()
                     self._take_pending()
                     timeout = next_scan - time.monotonic()
@@ -545,6 +548,11 @@ class ScannerReader:
             with self._lock:
                 dev.errors[path] = msg
             self._changed()
+
+    def write_state(self) -> None:
+        """Refresh the state file now if the lateness figures changed (from any thread; see ``state_interval``)."""
+        if self.stall.count != self._stall_written[0]:
+            self._write_state()
 
     def _write_state(self) -> None:
         """Write :meth:`devices` to the state file, atomically (errors are logged once, never raised)."""

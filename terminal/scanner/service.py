@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -155,6 +156,8 @@ class LocalReader:
                  on_discard: Callable[[ScanDiscard], None] | None = None, *,
                  on_change: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.args, config = parse(argv)
+        if self.args.fd is not None:  # in the reader process: its main thread refreshes the state file
+            config = dataclasses.replace(config, state_interval=None)
         self.reader = ScannerReader(on_read, on_discard, config, on_change=on_change)
         self.virtual = None
         if self.args.virtual is not None:
@@ -209,10 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("douchette reader running (pid %d, %s)", os.getpid(), priority)
     link.put(protocol.encode("ready", {"pid": os.getpid(), "priority": priority}))
     sent = -1
-    while not link.closed.wait(1.0):
+    while not link.closed.wait(1.0):  # this thread, not the reader's, refreshes the figures and the state file
         if local.reader.stall.count != sent:
             sent = local.reader.stall.count
             link.put(protocol.encode("stall", local.stall()))
+            local.reader.write_state()
     local.stop()
     link.put(protocol.encode("stall", local.stall()))
     link.close()
