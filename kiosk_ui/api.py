@@ -1,9 +1,10 @@
 """What the page asks and does: JSON under ``/api``. Every answer a person may read is in French.
 
-Self-service (anyone): ``GET /api/state``, ``POST /api/check`` (a number typed on the keypad),
-``GET /api/services``. Médiateur (after the PIN): choose the point, open an entry for a service, remove a
-pass, submit, abandon, cancel within 15 minutes, test LEDs and buzzer. Scans from the douchette do not come
-through here: the scanner daemon hands them to the Terminal, and the page learns of them on ``/events``.
+Self-service (anyone): ``GET /api/state`` (with ``event_id``, the id of the last event it reflects),
+``POST /api/check`` (a number typed on the keypad), ``GET /api/services``. Médiateur (after the PIN): choose
+the point, open an entry for a service, remove a pass, submit, abandon, cancel within 15 minutes, test LEDs
+and buzzer. Scans from the douchette do not come through here: the scanner daemon hands them to the
+Terminal, and the page learns of them on ``/events``.
 """
 
 from __future__ import annotations
@@ -92,9 +93,13 @@ def _today(terminal: Terminal) -> list[dict[str, Any]]:
 def state() -> Response:
     kiosk = current_app.extensions["aptic.kiosk"]
     terminal: Terminal = kiosk.terminal
+    # Read before the state: the Terminal changes itself before it publishes, so what follows reflects every
+    # event up to this id (and maybe later ones). The page never applies a state older than an event it showed.
+    event_id = terminal.bus.last_id
     snapshot = terminal.snapshot
     logged_in = kiosk.mediateur.active(touch=False)
     return jsonify(
+        event_id=event_id,
         status=terminal.status(),
         sync=kiosk.sync_status(),
         scanners=kiosk.scanners(),

@@ -1,22 +1,26 @@
 """A small in-process event bus: the Terminal publishes, the kiosk page and the LEDs listen.
 
 Each :class:`Event` has an ``id`` that only grows, a ``kind`` and a JSON-ready ``data`` dict. The bus keeps
-the last events in a ring buffer so that a kiosk page whose Server-Sent Events stream dropped can resume
-where it left off: the browser sends the last id it saw as ``Last-Event-ID`` and :meth:`EventBus.after`
-returns what it missed.
+the last events in a ring buffer so that a kiosk page whose live stream dropped can resume where it left off:
+it sends the last id it saw (``Last-Event-ID``, ``after=``) and :meth:`EventBus.since` returns what it missed,
+or None when the buffer no longer holds all of it (a gap): the page then reloads the whole state, which carries
+the id of the last event it reflects.
 
 Ids start from the wall clock in milliseconds when the bus is made, so a daemon that restarts normally hands
-out ids above those of its previous run; if the clock went backwards and a client asks for an id from the
-future, it gets the whole buffer rather than nothing.
+out ids above those of its previous run: a page still holding an id of that run gets a gap. An id from the
+future (the clock went backwards) is a gap too.
 
 Two ways to listen:
 
 - :meth:`EventBus.subscribe` a callback, called in the publisher's thread (keep it quick: LEDs, logging);
-- :meth:`EventBus.wait` in a loop, which blocks until events newer than an id exist (an SSE generator)::
+- :meth:`EventBus.wait_since` in a loop, which blocks until events newer than an id exist (an SSE generator)::
 
     last = bus.last_id
     while streaming:
-        for event in bus.wait(last, timeout=15):
+        events = bus.wait_since(last, timeout=15)
+        if events is None:  # a gap: tell the client to reload its state, carry on from now
+            ...
+        for event in events or []:
             yield event.sse()
             last = event.id
 
@@ -109,7 +113,9 @@ class EventBus:
         return unsubscribe
 
     def after(self, last_id: int | None) -> list[Event]:
-        """Buffered events newer than ``last_id``; all of them for None or an id this bus never gave."""
+        """Buffered events newer than ``last_id``; all of them for None or an id this bus never gave.
+
+        Silent about a gap: a client that must not miss anything uses :meth:`since`."""
         with self._changed:
             return self._after(last_id)
 
@@ -118,13 +124,35 @@ class EventBus:
             return list(self._buffer)
         return [event for event in self._buffer if event.id > last_id]
 
+    def since(self, last_id: int) -> list[Event] | None:
+        """Events newer than ``last_id``, or None when some of them are no longer buffered (a gap).
+
+        A gap is an id older than what the ring buffer holds (or from a previous run), or one above the last
+        (a previous run's, the clock set back since): events may be missing, the client must reload the state.
+        """
+        with self._changed:
+            return self._since(last_id)
+
+    def _since(self, last_id: int) -> list[Event] | None:
+        first_kept = self._buffer[0].id if self._buffer else self._last_id + 1
+        if last_id < first_kept - 1 or last_id > self._last_id:
+            return None
+        return [event for event in self._buffer if event.id > last_id]
+
     def wait(self, last_id: int | None, timeout: float | None = None) -> list[Event]:
         """Block until events newer than ``last_id`` exist, or ``timeout`` seconds pass (then [])."""
+        return self._wait(lambda: self._after(last_id), timeout) or []
+
+    def wait_since(self, last_id: int, timeout: float | None = None) -> list[Event] | None:
+        """As :meth:`wait`, but None at once on a gap (see :meth:`since`)."""
+        return self._wait(lambda: self._since(last_id), timeout)
+
+    def _wait(self, found: Callable[[], list[Event] | None], timeout: float | None) -> list[Event] | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while True:
-                events = self._after(last_id)
-                if events:
+                events = found()
+                if events is None or events:
                     return events
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

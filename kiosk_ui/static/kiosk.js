@@ -17,7 +17,9 @@ const ui = {
   screen: "home",
   previous: "home",
   state: null,
-  lastEventId: null,
+  lastEventId: null, // the live cursor: the last event applied, or the event_id of a state loaded after a gap
+  entry: null, // the open entry as of entryAt, an event id: from the state or from an "entry" event
+  entryAt: -Infinity,
   keypadDigits: "",
   pin: "",
   activation: { field: "kit", kit: "", code: "" },
@@ -50,10 +52,38 @@ async function call(path, body) {
   return { ok: response.ok, status: response.status, data };
 }
 
-async function refresh() {
-  const { ok, data } = await call("/api/state");
-  if (!ok) return;
+// One state request at a time: a refresh asked while one is out runs again after it, and every caller
+// waits for a state asked after its own call.
+let stateRequest = null;
+let stateWanted = false;
+
+function refresh() {
+  stateWanted = true;
+  if (!stateRequest) stateRequest = loadState().finally(() => { stateRequest = null; });
+  return stateRequest;
+}
+
+async function loadState() {
+  let stale = 0;
+  while (stateWanted) {
+    stateWanted = false;
+    const { ok, data } = await call("/api/state");
+    if (!ok) return;
+    // Computed before an event this page already applied (a scan while it was on its way): showing it would
+    // undo that event. Ask again; a few times only, an event arriving meanwhile asks by itself.
+    if (ui.lastEventId !== null && data.event_id < ui.lastEventId && stale < 5) {
+      stale += 1;
+      stateWanted = true;
+      continue;
+    }
+    applyState(data);
+  }
+}
+
+function applyState(data) {
   ui.state = data;
+  if (ui.lastEventId === null) ui.lastEventId = data.event_id;
+  setEntry(data.status.entry, data.event_id);
   renderStatus();
   if (data.status.activation === "not_activated" && ui.screen !== "activation") show("activation");
   const waiting = data.status.activation !== "not_activated" && !data.status.point;
@@ -63,7 +93,14 @@ async function refresh() {
   if (ui.screen === "today") renderToday();
   if (ui.screen === "diagnostics") renderDiagnostics();
   if (ui.screen === "mediateur") renderMediateur();
-  if (ui.screen === "entry" && data.status.entry) renderEntry(data.status.entry);
+}
+
+// The open entry comes from states and "entry" events: the one of the later event id wins.
+function setEntry(entry, eventId) {
+  if (eventId < ui.entryAt) return;
+  ui.entry = entry;
+  ui.entryAt = eventId;
+  if (ui.screen === "entry") renderEntry();
 }
 
 // -- screens ---------------------------------------------------------------------------------------------
@@ -77,7 +114,7 @@ function show(name) {
   }
   ui.screen = name;
   const render = { where: renderWhere, mediateur: renderMediateur, today: renderToday, diagnostics: renderDiagnostics,
-    keypad: renderKeypad, pin: renderPin, activation: renderActivation }[name];
+    keypad: renderKeypad, pin: renderPin, activation: renderActivation, entry: renderEntry }[name];
   if (render) render();
 }
 
@@ -283,7 +320,7 @@ async function submitPin() {
   }
   $("pin-error").textContent = "";
   await refresh();
-  show(ui.state.status.entry ? "entry" : "mediateur");
+  show(ui.entry ? "entry" : "mediateur");
 }
 
 // -- médiateur -------------------------------------------------------------------------------------------
@@ -353,7 +390,7 @@ async function startEntry(number) {
   if (!ok) { alertScreen(data.message); return; }
   rememberService(number);
   $("entry-last").hidden = true;
-  renderEntry(data);
+  ui.entry = data; // the answer to this page's own request: newer than any state or event it has had
   show("entry");
 }
 
@@ -364,8 +401,9 @@ function alertScreen(message) {
   banner.textContent = message;
 }
 
-function renderEntry(entry) {
-  $("entry-service").textContent = serviceTitle(entry.service);
+function renderEntry() {
+  const entry = ui.entry || { service: null, passes: [] };
+  $("entry-service").textContent = entry.service === null ? "" : serviceTitle(entry.service);
   const list = $("entry-passes");
   list.replaceChildren(...entry.passes.map((p) => {
     const li = el("li");
@@ -390,7 +428,8 @@ async function submitEntry() {
   const { ok, data } = await call("/api/entry/submit", {});
   if (!ok) {
     alertScreen(data.message || "Enregistrement impossible : rien n'a été perdu, réessayez.");
-    renderEntry((await call("/api/state")).data.status.entry || { service: 0, passes: [] });
+    await refresh();
+    renderEntry();
     return;
   }
   // Only now, with the scans fsync'd on the terminal, may the screen say "enregistré".
@@ -495,9 +534,11 @@ async function submitActivation() {
 
 // -- live updates: SSE, with polling when a stream cannot be held ----------------------------------------
 
-function handleEvent(kind, data) {
+function handleEvent(kind, data, id) {
+  if (kind === "reload") { reload(id); return; }
+  ui.lastEventId = id;
   if (kind === "scan") onScan(data.result);
-  else if (kind === "entry" && ui.screen === "entry") renderEntry(data.entry);
+  else if (kind === "entry") setEntry(data.entry, id);
   if (["submitted", "synced", "late_rejection", "cancelled", "mode", "refused", "sync"].includes(kind)) refresh();
   if (kind === "refused") {
     if (ui.state && ui.state.mediateur) alertScreen(data.message);
@@ -505,20 +546,29 @@ function handleEvent(kind, data) {
   }
 }
 
-const KINDS = ["scan", "entry", "submitted", "cancelled", "mode", "synced", "late_rejection", "refused", "sync"];
+// The events since the page's cursor are no longer all on the terminal (or it has none): reload the whole
+// state and go on from the terminal's last event id.
+function reload(lastId) {
+  ui.lastEventId = lastId;
+  ui.entryAt = -Infinity; // ids may have started again lower (the terminal restarted, its clock set back)
+  refresh();
+}
+
+const KINDS = ["scan", "entry", "submitted", "cancelled", "mode", "synced", "late_rejection", "refused", "sync", "reload"];
 
 function listen() {
   if (!window.EventSource) { poll(Infinity); return; }
-  const source = new EventSource("/events");
+  // Never "from now": from the last event applied, or the loaded state's. A reconnect of this EventSource
+  // sends the last id it saw instead (Last-Event-ID).
+  const source = new EventSource(ui.lastEventId === null ? "/events" : `/events?last_id=${ui.lastEventId}`);
   let failures = 0;
   for (const kind of KINDS) {
     source.addEventListener(kind, (event) => {
       failures = 0;
-      ui.lastEventId = Number(event.lastEventId);
-      handleEvent(kind, JSON.parse(event.data));
+      handleEvent(kind, JSON.parse(event.data), Number(event.lastEventId));
     });
   }
-  source.addEventListener("open", () => { failures = 0; document.body.dataset.live = "sse"; refresh(); });
+  source.addEventListener("open", () => { failures = 0; document.body.dataset.live = "sse"; });
   source.addEventListener("error", async () => {
     failures += 1;
     // A refused stream (503: too many open) closes the EventSource for good: poll instead for ten seconds
@@ -537,9 +587,8 @@ async function poll(until) {
     const after = ui.lastEventId === null ? "" : `after=${ui.lastEventId}&`;
     const { ok, data } = await call(`/api/updates?${after}wait=8`);
     if (!ok) { await new Promise((r) => setTimeout(r, 1000)); continue; }
-    if (ui.lastEventId === null) { ui.lastEventId = data.last_id; continue; }
-    for (const event of data.events) handleEvent(event.kind, event.data);
-    ui.lastEventId = data.last_id;
+    if (data.gap || ui.lastEventId === null) { reload(data.last_id); continue; }
+    for (const event of data.events) handleEvent(event.kind, event.data, event.id);
   }
 }
 
@@ -573,8 +622,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("logout").addEventListener("click", async () => { await call("/api/mediateur/logout", {}); await refresh(); show("home"); });
   $("led-test").addEventListener("click", () => call("/api/diagnostics/led-test", {}));
   show("home");
-  refresh();
-  listen();
+  refresh().then(listen); // the state first: the live updates go on from its event id
   tick();
   setInterval(tick, 1000);
   setInterval(refresh, 30000);

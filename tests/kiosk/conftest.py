@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, sync_playwright
 from waitress.server import create_server
 
@@ -65,6 +66,7 @@ class Served:
     host: str
     port: int
     csrf: str
+    app: Flask
 
     @property
     def bus(self) -> EventBus:
@@ -123,7 +125,7 @@ def kiosk(request: pytest.FixtureRequest, terminal: Terminal) -> Iterator[Served
     server = create_server(app, host="127.0.0.1", port=0, threads=8)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield Served(terminal, feedback, "127.0.0.1", server.effective_port, app.config["CSRF_TOKEN"])
+    yield Served(terminal, feedback, "127.0.0.1", server.effective_port, app.config["CSRF_TOKEN"], app)
     # Let open streams notice their closed sockets (next heartbeat) before the server goes away.
     slots = app.extensions["aptic.stream_slots"]
     taken = [slots.acquire(timeout=3) for _ in range(app.config["MAX_STREAMS"])]

@@ -242,7 +242,7 @@ def test_verdicts_still_arrive_when_no_live_stream_is_left(browser: Browser, kio
     page = context.new_page()
     page.goto(kiosk.url)
     expect(page.locator("#place-name")).to_have_text("Médiathèque Jean-Jacques Rousseau")
-    page.wait_for_timeout(500)  # the page has met the 503 and is polling /api/updates
+    page.wait_for_function("() => document.body.dataset.live === 'poll'")  # it met the 503
     scan(kiosk, pass_number(40, 1))
     expect(page.locator("#verdict")).to_be_visible(timeout=3000)
     expect(page.locator("#verdict-pass")).to_contain_text("0000040")

@@ -10,6 +10,8 @@ import pytest
 import requests
 from flask import Flask, jsonify, request
 
+from terminal.events import EventBus
+
 
 def extra_routes(app: Flask) -> None:
     # A state-changing route like the kiosk's own, to show what every POST goes through.
@@ -128,7 +130,67 @@ def test_long_polling_fallback(kiosk) -> None:
     assert [e["data"] for e in r["events"]] == [{"n": 7}]
     assert r["last_id"] == r["events"][0]["id"]
     empty = requests.get(f"{kiosk.url}/api/updates", params={"after": r["last_id"], "wait": 0.2}, timeout=5).json()
-    assert empty == {"last_id": r["last_id"], "events": []}
+    assert empty == {"last_id": r["last_id"], "events": [], "gap": False}
+
+
+def test_the_bus_says_when_it_no_longer_holds_what_was_missed() -> None:
+    bus = EventBus(keep=3, first_id=10)
+    assert bus.since(9) == [] and bus.since(8) is None  # nothing published yet; an id of a previous run
+    ids = [bus.publish("scan", n=n).id for n in range(5)]  # 10..14, the bus keeps 12..14
+    assert [e.id for e in bus.since(11)] == [12, 13, 14]
+    assert bus.since(14) == []
+    assert bus.since(10) is None  # 11 is gone
+    assert bus.since(15) is None  # an id this bus never gave
+    assert bus.wait_since(10, timeout=5) is None  # at once, not after the timeout
+    assert ids[-1] == bus.last_id == 14
+
+
+def test_the_state_carries_the_id_of_the_last_event_it_reflects(kiosk) -> None:
+    first = requests.get(f"{kiosk.url}/api/state", timeout=5).json()
+    assert first["event_id"] == kiosk.bus.last_id
+    kiosk.terminal.start_entry(95)  # publishes "mode" then "entry"
+    state = requests.get(f"{kiosk.url}/api/state", timeout=5).json()
+    assert state["event_id"] == kiosk.bus.last_id == first["event_id"] + 2
+    assert state["status"]["entry"]["service"] == 95
+
+
+def test_a_stream_resumed_past_the_ring_buffer_says_reload(kiosk, sse) -> None:
+    seen = kiosk.bus.publish("scan", n=0).id
+    for n in range(300):  # the bus keeps 256
+        kiosk.bus.publish("discarded", n=n)
+    stream = sse(kiosk, last_event_id=seen)
+    stream.message()  # retry
+    reload = stream.event()
+    assert reload["event"] == "reload" and int(reload["id"]) == kiosk.bus.last_id
+    kiosk.bus.publish("scan", n=1)  # and the stream goes on from there
+    after = stream.event()
+    assert after["event"] == "scan" and json.loads(after["data"]) == {"n": 1}
+    stream.close()
+
+
+def test_the_page_can_start_its_stream_from_its_state(kiosk, sse) -> None:
+    """EventSource cannot send Last-Event-ID on its first request: the page gives its state's id as last_id."""
+    state = requests.get(f"{kiosk.url}/api/state", timeout=5).json()
+    missed = kiosk.bus.publish("scan", n=1)  # between the state and the stream
+    with requests.get(f"{kiosk.url}/events", params={"last_id": state["event_id"]}, stream=True, timeout=5) as r:
+        lines = r.iter_lines(decode_unicode=True)
+        assert [next(lines) for _ in range(5)] == [
+            "retry: 2000",
+            "",
+            f"id: {missed.id}",
+            "event: scan",
+            'data: {"n":1}',
+        ]
+
+
+def test_a_poll_resumed_past_the_ring_buffer_says_gap(kiosk) -> None:
+    seen = kiosk.bus.publish("scan", n=0).id
+    for n in range(300):
+        kiosk.bus.publish("discarded", n=n)
+    r = requests.get(f"{kiosk.url}/api/updates", params={"after": seen, "wait": 5}, timeout=10).json()
+    assert r == {"last_id": kiosk.bus.last_id, "events": [], "gap": True}
+    future = requests.get(f"{kiosk.url}/api/updates", params={"after": r["last_id"] + 1, "wait": 5}, timeout=10)
+    assert future.json()["gap"] is True
 
 
 def test_bad_event_ids_get_a_clear_400(kiosk) -> None:
