@@ -208,8 +208,9 @@ class Store:
     """The terminal's files in ``directory`` (created 0700 if missing).
 
     ``readonly``: for another process that only looks (``aptic-terminal status`` and ``check`` while the
-    daemon runs): no orphan sweep (a temporary file may be the daemon's write in progress), no quarantine,
-    and every write raises :class:`ReadOnly`.
+    daemon runs): no file is touched (no orphan sweep: a temporary file may be the daemon's write in
+    progress; no quarantine, no cut of a journal line being written, no migration), nothing is cached, and
+    every write raises :class:`ReadOnly`.
 
     ``outbox_limit``: pending scans allowed before :meth:`record` raises :class:`OutboxFull`;
     ``history_months``: months of history kept, the current one included; ``now``: the wall clock, which
