@@ -5,7 +5,7 @@ dialog opens, or the host's keyboard layout differs from the one the scanner emu
 event nodes are grabbed (nothing it types reaches any other program) and its key codes are decoded by us, in
 the layout that turns them into a well-formed pass number.
 
-For the terminal daemon, the whole interface is::
+In a program of its own (``scanner listen``), the whole interface is::
 
     from terminal.scanner import ReaderConfig, ScannerReader, ScanRead, ScanDiscard
 
@@ -18,6 +18,9 @@ For the terminal daemon, the whole interface is::
 monotonic, wall))`` are called on the reader thread, in order, one at a time: keep them short (hand the read to
 your own queue or event loop). Times are those of the terminating key event.
 
+The terminal daemon runs the same reader in a process of its own, through
+:class:`~terminal.scanner.process.ReaderProcess` (same interface, and ``stall()``).
+
 Modules, from the bottom up:
 
 - :mod:`~terminal.scanner.keymaps`: key codes and the US / French AZERTY layouts, as tables;
@@ -26,6 +29,12 @@ Modules, from the bottom up:
 - :mod:`~terminal.scanner.reader`: the reader thread: grab, select loop, hotplug, unplug, delivery;
 - :mod:`~terminal.scanner.typist`: a simulated scanner, text to key events (tests, bench, virtual douchette);
 - :mod:`~terminal.scanner.virtual`: the virtual douchette, fed through a unix socket (demo, tests);
+- :mod:`~terminal.scanner.stall`: how late each read returns after the kernel stamped its events;
+- :mod:`~terminal.scanner.service`: the reader process the daemon runs (only this package, real-time
+  priority, frozen GC), so that nothing else the daemon does can make it miss events;
+- :mod:`~terminal.scanner.protocol`: the JSON lines it hands the daemon (reads, discards, devices, lateness);
+- :mod:`~terminal.scanner.process`: the daemon's side: :class:`~terminal.scanner.process.ReaderProcess`
+  starts it, receives its reads, restarts it; it has the interface of ``ScannerReader``;
 - :mod:`~terminal.scanner.cli`: ``aptic-terminal scanner decode | listen | list | type``.
 """
 

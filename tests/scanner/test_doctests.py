@@ -6,10 +6,10 @@ import doctest
 
 import pytest
 
-from terminal.scanner import decoder, typist
+from terminal.scanner import decoder, process, protocol, stall, typist
 
 
-@pytest.mark.parametrize("module", [decoder, typist])
+@pytest.mark.parametrize("module", [decoder, typist, stall, protocol, process])
 def test_docstring_examples(module) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
