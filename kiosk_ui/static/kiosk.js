@@ -622,7 +622,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("logout").addEventListener("click", async () => { await call("/api/mediateur/logout", {}); await refresh(); show("home"); });
   $("led-test").addEventListener("click", () => call("/api/diagnostics/led-test", {}));
   show("home");
-  refresh().then(listen); // the state first: the live updates go on from its event id
+  refresh().finally(listen); // the state first: the live updates go on from its event id
   tick();
   setInterval(tick, 1000);
   setInterval(refresh, 30000);
