@@ -62,6 +62,8 @@ class CarnetRange:
     first: str
     last: str
     order: Order
+    size: int = 10
+    """Passes per carnet (5 or 10): a position beyond it was never printed."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,13 @@ class Snapshot:
     ranges: tuple[CarnetRange, ...] = ()
     used: tuple[PriorUse, ...] = ()
 
-    def order_for(self, carnet: str) -> Order | None:
-        """The order a carnet belongs to, or None if no known range holds it."""
+    def order_for(self, carnet: str, position: int | None = None) -> Order | None:
+        """The order a carnet belongs to, or None if no known range holds it (or, given the pass's
+        ``position``, if its carnets are too small to hold it: a pass 07 of a carnet of 5 was never issued)."""
         i = bisect.bisect_right(self._starts, carnet) - 1
         if i >= 0 and self.ranges[i].first <= carnet <= self.ranges[i].last:
-            return self.ranges[i].order
+            found = self.ranges[i]
+            return found.order if position is None or position <= found.size else None
         return None
 
     @cached_property
@@ -164,7 +168,7 @@ def _from_json(data: Mapping[str, Any]) -> Snapshot:
             first, last = str(span["first"]), str(span["last"])
             if len(first) != 10 or len(last) != 10 or first > last:
                 raise SnapshotError(f"bad carnet range {first!r}..{last!r}")
-            ranges.append(CarnetRange(first, last, order))
+            ranges.append(CarnetRange(first, last, order, int(span.get("size") or 10)))
     ranges.sort(key=lambda r: r.first)
     used = tuple(
         PriorUse(

@@ -111,6 +111,15 @@ def test_snapshot_finds_the_order_of_a_carnet_at_the_range_edges() -> None:
     assert carnet(666) in snapshot.order_for(carnet(1)).blocked_carnets
 
 
+def test_a_position_beyond_the_carnets_size_was_never_issued() -> None:
+    data = make_snapshot()
+    data["orders"][1]["carnets"][0]["size"] = 5  # Ville de Paris hands out carnets of 5
+    snapshot = from_json(data)
+    assert snapshot.order_for(carnet(1_000_000), 5).commanditaire == "Ville de Paris"
+    assert snapshot.order_for(carnet(1_000_000), 6) is None  # as the central says: unknown_pass
+    assert snapshot.order_for(carnet(1), 10).commanditaire == "Département de la Gironde"  # size 10 by default
+
+
 def test_snapshot_places_inherit_the_catalogue() -> None:
     snapshot = from_json(make_snapshot(organisation={"id": 1, "name": "O", "qualified": False, "catalogue": [5]}))
     bus = snapshot.place(POINT)
