@@ -71,7 +71,8 @@ def test_decode_without_terminator_keys_and_flush_on_idle() -> None:
 
 
 def test_list_json_on_a_machine_without_input_devices(tmp_path: Path) -> None:
-    out = run_cli("scanner", "list", "--json", "--input-dir", str(tmp_path))
+    # A state file of its own: a daemon running on this machine must not show up here.
+    out = run_cli("scanner", "list", "--json", "--input-dir", str(tmp_path), "--state", str(tmp_path / "s.json"))
     assert out.returncode == 0 and json.loads(out.stdout) == {"devices": [], "reader": None}
 
 
