@@ -132,7 +132,12 @@ def kiosk(request: pytest.FixtureRequest, terminal: Terminal) -> Iterator[Served
     for ok in taken:
         if ok:
             slots.release()
-    server.close()
+    # Close the server from its own loop thread: closed from here, the loop's select() could meet a closed
+    # descriptor (EBADF, an unhandled exception in the server thread).
+    server.trigger.pull_trigger(lambda: [d.close() for d in list(server._map.values())])
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the kiosk's server loop did not stop"
+    server.task_dispatcher.shutdown()
     feedback.close()
 
 
