@@ -6,10 +6,10 @@ import doctest
 
 import pytest
 
-from terminal import clock, config, control, store, sync
+from terminal import clock, config, control, durable, outbox, store, sync
 
 
-@pytest.mark.parametrize("module", [clock, config, control, store, sync], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [clock, config, control, durable, outbox, store, sync], ids=lambda m: m.__name__)
 def test_docstring_examples(module: object) -> None:
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
