@@ -147,7 +147,7 @@ class LiveServer:
             try:
                 requests.get(f"http://127.0.0.1:{self.port}/api/v1/health", timeout=1)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or still starting
                 time.sleep(0.05)
 
     def _run(self) -> None:

@@ -48,7 +48,7 @@ class Servers:
                 try:
                     if requests.get(base + "/api/v1/health", timeout=1).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.Timeout):  # not listening, or still starting
                     pass
                 if time.monotonic() > deadline:
                     self.close()

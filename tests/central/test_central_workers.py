@@ -31,7 +31,7 @@ def _serve(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], int]:
         try:
             requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
             return server, port
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still starting
             assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
             time.sleep(0.1)
 
