@@ -49,6 +49,15 @@ def pass_for(n: int) -> str:
     return build(2026, 700_000 + n, 1, hmac_authenticator(b"tests-only central key"))
 
 
+def carnet_passes(count: int = 10, serial: int = 4_242_425) -> list[str]:
+    """Passes 1..``count`` of one carnet the terminal does not know (each read gets a verdict, none is recorded):
+    what a médiateur scans, pass after pass, from a carnet handed over."""
+    from aptic.passnumber import build, hmac_authenticator
+
+    return [build(2026, serial, position, hmac_authenticator(b"tests-only central key")) for position in
+            range(1, count + 1)]  # fmt: skip
+
+
 class KioskLoad:
     """A médiateur recording entries, and a page polling the state (see the module docstring)."""
 

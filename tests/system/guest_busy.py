@@ -1,13 +1,21 @@
-"""Runs *inside* the QEMU guest (see qemu.py): the real daemon, busy, reads a fast Alt+numpad scan whole.
+"""Runs *inside* the QEMU guest (see qemu.py): the real daemon, busy, reads douchettes at full speed, whole.
 
 ``aptic-terminal run`` (kiosk included) starts on a copy of the data directory the host prepared
-(``$APTIC_BUSY_DATA``: 10,000 scans pending, médiateur PIN), with QEMU's keyboard configured as its douchette
-and the reader in its own process (``$APTIC_READER_MODE=thread`` runs it as threads of the daemon instead, the
-design before issue 10, for comparison). A médiateur records one-pass entries through the kiosk's API in a
-loop while a page polls it (tests/system/busy.py). Then ``READY-SCAN``: the host types an Alt+numpad pass
-number as fast as the guest's keyboard reports. This script reports with ``GUEST: RESULT {json}``: the
-verdict the kiosk got for the scan, the reads the daemon discarded, the reader's lateness (from its state
-file), the entries recorded meanwhile, and whether the reader process outlived the daemon.
+(``$APTIC_BUSY_DATA``: 10,000 scans pending, médiateur PIN), with two douchettes configured: QEMU's USB
+keyboard, and a uinput device that tests/system/injector.py makes, and the reader in its own process
+(``$APTIC_TEST_READER_MODE=thread`` runs it as threads of the daemon instead, the design before issue 10, for
+comparison). A médiateur records one-pass entries through the kiosk's API in a loop while a page polls it
+(tests/system/busy.py). Then:
+
+1. the injector, at ``SCHED_FIFO``, first checks its pace on a device nobody grabs (the kernel's stamps of one
+   scan, read back), then types ``$APTIC_TEST_SCANS`` passes of a carnet in Alt+numpad mode on its douchette,
+   one HID report per millisecond, 300 ms between passes: as fast as a real USB douchette;
+2. ``READY-SCAN``: the host types ``$APTIC_QMP_PASS`` on QEMU's USB keyboard (a real USB HID path, but one
+   report per ~8 ms at best, see qemu.py).
+
+This script reports with ``GUEST: RESULT {json}``: the codes each douchette's reads gave the Terminal (from the
+kiosk's event stream), the reads the daemon discarded, the injector's pace, the reader's lateness (from its
+state file), the entries recorded meanwhile, and whether the reader process outlived the daemon.
 """
 
 from __future__ import annotations
@@ -29,9 +37,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.system.busy import KioskLoad, pass_for  # noqa: E402
+from tests.system.busy import KioskLoad, carnet_passes, pass_for  # noqa: E402
 
-MODE = os.environ.get("APTIC_READER_MODE", "process")
+MODE = os.environ.get("APTIC_TEST_READER_MODE", "process")
+SCANS = int(os.environ.get("APTIC_TEST_SCANS", "10"))
+USB_KEYBOARD = "0627:0001"  # QEMU's usb-kbd, typed on by the host through QMP
+UINPUT_DOUCHETTE = "0c2e:0b61"  # the injector's device (a Honeywell's ids), one report per millisecond
 PORT = 8080
 STATE = "/var/tmp/aptic-scanner.json"  # on the guest's tmpfs
 RESULT: dict[str, object] = {"mode": MODE}
@@ -60,11 +71,12 @@ def get(path: str, timeout: float = 60) -> dict:
 def main() -> None:
     started = time.monotonic()
     loopback_up()
+    Path("/proc/sys/kernel/sched_schedstats").write_text("1")  # per-thread wait and block maxima
     data = Path("/var/tmp/busy")
     shutil.copytree(os.environ["APTIC_BUSY_DATA"], data)
     settings = data / "terminal.json"
     settings.write_text(json.dumps({"data_dir": str(data), "kiosk_port": PORT, "scanner": {
-        "devices": ["0627:0001"], "heuristics": False, "process": MODE == "process"}}))  # fmt: skip
+        "devices": [USB_KEYBOARD, UINPUT_DOUCHETTE], "heuristics": False, "process": MODE == "process"}}))  # fmt: skip
     env = {**os.environ, "APTIC_TERMINAL_CONFIG": str(settings), "APTIC_SCANNER_STATE": STATE,
            "GPIOZERO_PIN_FACTORY": "mock"}  # fmt: skip
     daemon = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run"], cwd=REPO, env=env,
@@ -80,34 +92,65 @@ def main() -> None:
             time.sleep(0.1)
 
     wait_log("Terminal ready")
-    wait_log("as douchette")  # the keyboard is grabbed
+    wait_log(f"{USB_KEYBOARD}@")  # QEMU's keyboard is grabbed ("grabbed /dev/input/eventN (...) as douchette ...")
     RESULT["daemon_ready_s"] = round(time.monotonic() - started, 1)
     reader_pid = json.loads(Path(STATE).read_text())["pid"]
     load = KioskLoad(PORT, [pass_for(n) for n in range(10_000)], poll_interval=0.1)
     load.start()
     load.wait_recorded(1, 300)  # the médiateur is recording: the terminal is busy
+    passes = carnet_passes(SCANS)
+    injector = subprocess.Popen([sys.executable, str(Path(__file__).with_name("injector.py")), "--check",
+                                 "--vidpid", UINPUT_DOUCHETTE, *passes], cwd=REPO, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert injector.stdin is not None and injector.stdout is not None
+    RESULT["pace_check"] = json.loads(expect(injector, "CHECK"))
+    node = expect(injector, "READY")
+    wait_log(f"grabbed {node} ")  # the uinput douchette is grabbed by the reader
     recorded_before = load.recorded
-    last = get("/api/updates")["last_id"]
-    say("READY-SCAN")
-    scan = None
+    watcher = Watcher(get("/api/updates")["last_id"])
+    watcher.start()
+    faults = page_faults(reader_pid)
+    before = {t["tid"]: float(t["sum_exec_runtime"]) for t in threads(reader_pid)}
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    injector.stdin.write("go\n")
+    injector.stdin.flush()
+    RESULT["pace"] = json.loads(expect(injector, "DONE"))
+    # Where the guest's CPU went meanwhile: the reader's threads (CPU used, longest wait for the CPU while
+    # runnable, from schedstats), its major page faults, the guest's idle time.
+    RESULT["reader_faults_during_scans"] = {k: v - faults[k] for k, v in page_faults(reader_pid).items()}
+    RESULT["reader_threads"] = [
+        {"tid": t["tid"], "policy": t["policy"], "wait_max_ms": t["wait_max"],
+         "cpu_ms_during_scans": round(float(t["sum_exec_runtime"]) - before.get(t["tid"], 0), 1)}
+        for t in threads(reader_pid)
+    ]  # fmt: skip
+    cpu_after = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(b) - int(a) for a, b in zip(cpu, cpu_after, strict=True)]
+    RESULT["guest_idle_during_scans"] = f"{ticks[3]} of {sum(ticks)} ticks"
+    say("READY-SCAN")  # the host types one more pass on QEMU's USB keyboard
+    expected = {UINPUT_DOUCHETTE: passes, USB_KEYBOARD: [os.environ["APTIC_QMP_PASS"]]}
     deadline = time.monotonic() + 180
-    while scan is None and time.monotonic() < deadline:
-        events = get(f"/api/updates?after={last}&wait=2")["events"]
-        last = events[-1]["id"] if events else last
-        scans = [e["data"]["result"] for e in events if e["kind"] == "scan"]
-        scan = next((s for s in scans if str(s.get("device", "")).startswith("0627:0001")), None)
-        if any("read discarded" in line for line in log):
-            time.sleep(1.0)  # a discarded scan sends no verdict: report the discard
+    while time.monotonic() < deadline and not watcher.error:
+        # Every device is settled: its last pass arrived, or it lost something and has been quiet for 4 s.
+        if all(watcher.reads[d][-1:] == expected[d][-1:] or (watcher.discarded[d] and watcher.quiet() > 4)
+               for d in expected):  # fmt: skip
             break
-    RESULT["scan"] = scan and {k: scan.get(k) for k in ("code", "pass_number", "device", "reason")}
+        time.sleep(0.1)
+    watcher.stop()
+    if watcher.error:
+        raise SystemExit(watcher.error)
+    reads, discarded = watcher.reads, watcher.discarded
+    mark = time.time()
+    RESULT["reads"] = reads
+    RESULT["discarded"] = discarded
     RESULT["recorded_during"] = load.recorded - recorded_before
     RESULT["polls"] = load.polls
     RESULT["load_errors"] = load.errors[:3]
     load.stop()
-    time.sleep(1.5)  # the reader refreshes its state file every second while reads come in
-    RESULT["stall"] = json.loads(Path(STATE).read_text()).get("stall")
+    RESULT["stall"] = fresh_stall(mark)
     RESULT["discards"] = [line.strip()[24:] for line in log if "read discarded" in line]
     RESULT["priority"] = [line.strip()[24:] for line in log if "douchette reader" in line][:3]
+    injector.stdin.close()  # the injector removes its device and exits
+    RESULT["injector_exit"] = injector.wait(60)
     daemon.send_signal(signal.SIGTERM)
     RESULT["daemon_exit"] = daemon.wait(120)
     deadline = time.monotonic() + 30
@@ -116,6 +159,100 @@ def main() -> None:
     RESULT["reader_outlived_daemon"] = reader_pid != daemon.pid and Path(f"/proc/{reader_pid}").exists()
     RESULT["seconds"] = round(time.monotonic() - started, 1)
     say("RESULT " + json.dumps(RESULT))
+
+
+class Watcher(threading.Thread):
+    """Follows the kiosk's event stream, as the page does, from ``last`` on: what each douchette's reads and
+    discards gave. A thread of its own from before the scans, so that the recording load's events never
+    push the scans out of the kiosk's buffer (a gap is an error)."""
+
+    def __init__(self, last: int) -> None:
+        super().__init__(daemon=True)
+        self.last = last
+        self.reads: dict[str, list[str]] = {UINPUT_DOUCHETTE: [], USB_KEYBOARD: []}
+        self.discarded: dict[str, list[str]] = {UINPUT_DOUCHETTE: [], USB_KEYBOARD: []}
+        self.error = ""
+        self.seen = time.monotonic()
+        self._stop = threading.Event()
+
+    def quiet(self) -> float:
+        """Seconds since the last read or discard of a douchette."""
+        return time.monotonic() - self.seen
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(30)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            answer = get(f"/api/updates?after={self.last}&wait=1")
+            if answer.get("gap"):
+                self.error = "the kiosk's event buffer overflowed: scans may have been missed"
+                return
+            events = answer["events"]
+            self.last = events[-1]["id"] if events else self.last
+            for event in events:
+                data = event["data"].get("result", event["data"]) if event["kind"] in ("scan", "discarded") else {}
+                vidpid = str(data.get("device", "")).split("@")[0]
+                if vidpid in self.reads:
+                    self.seen = time.monotonic()
+                    if event["kind"] == "scan":
+                        self.reads[vidpid].append(data.get("code"))
+                    else:
+                        self.discarded[vidpid].append(data.get("reason"))
+
+
+def threads(pid: int) -> list[dict[str, object]]:
+    out = []
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        sched = {}
+        for line in (task / "sched").read_text().splitlines()[2:]:
+            if ":" in line:
+                key, value = line.split(":", 1)
+                key = key.strip().rsplit(".", 1)[-1]
+                if key in (
+                    "wait_max",
+                    "block_max",
+                    "sleep_max",
+                    "iowait_sum",
+                    "nr_involuntary_switches",
+                    "nr_switches",
+                    "policy",
+                    "prio",
+                    "sum_exec_runtime",
+                ):
+                    sched[key] = value.strip()
+        out.append({"tid": task.name, **sched})
+    return out
+
+
+def page_faults(pid: int) -> dict[str, int]:
+    """The minor and major page faults of process ``pid`` so far (a major one waits for the disk: here, 9p)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return {"minor": int(fields[7]), "major": int(fields[9])}
+
+
+def expect(proc: subprocess.Popen[str], word: str) -> str:
+    """The rest of the next line ``proc`` prints, which must start with ``word``."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith(word + " "):
+        raise SystemExit(f"injector: expected {word}, got {line!r} (exit status {proc.wait(30)})")
+    return line[len(word) + 1 :].strip()
+
+
+def fresh_stall(mark: float) -> object:
+    """The reader's lateness from its state file, once written after ``mark`` (every read counted by then).
+
+    The reader rewrites the file within ~1.5 s of a read (every second in its process; at its next rescan as
+    a thread). If no rewrite comes within 5 s, none was due: the file already counts every read.
+    """
+    deadline = time.monotonic() + 5
+    while True:
+        state = json.loads(Path(STATE).read_text())
+        if state.get("updated", 0) > mark or time.monotonic() > deadline:
+            return state.get("stall")
+        time.sleep(0.1)
 
 
 if __name__ == "__main__":

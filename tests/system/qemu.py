@@ -193,7 +193,12 @@ class Guest:
     """A running guest: its serial log, its QMP socket, and a USB keyboard to type on."""
 
     def __init__(
-        self, script: Path, workdir: Path, python: str | None = None, env: dict[str, str] | None = None
+        self,
+        script: Path,
+        workdir: Path,
+        python: str | None = None,
+        env: dict[str, str] | None = None,
+        icount: str | None = None,
     ) -> None:
         self.kernel, self.initrd = build_guest()
         self.workdir = workdir
@@ -215,6 +220,8 @@ class Guest:
             "-device", "qemu-xhci,id=xhci", "-device", f"usb-kbd,id={self.keyboard},bus=xhci.0",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off", "-serial", f"file:{self.log_path}",
         ]  # fmt: skip
+        if icount is not None:  # guest time from instructions executed: see the module docstring
+            self.cmd += ["-icount", icount]
         self.proc: subprocess.Popen | None = None
         self._qmp: socket.socket | None = None
         self._qmp_file = None
