@@ -1,21 +1,18 @@
-"""Runs *inside* the QEMU guest (see qemu.py): the real daemon, busy, reads douchettes at full speed, whole.
+"""Runs *inside* the QEMU guest (see qemu.py): the real daemon, busy, reads a douchette at full speed, whole.
 
 ``aptic-terminal run`` (kiosk included) starts on a copy of the data directory the host prepared
-(``$APTIC_BUSY_DATA``: 10,000 scans pending, médiateur PIN), with two douchettes configured: QEMU's USB
-keyboard, and a uinput device that tests/system/injector.py makes, and the reader in its own process
+(``$APTIC_BUSY_DATA``: 10,000 scans pending, médiateur PIN), with the uinput device that
+tests/system/injector.py makes as its douchette, and the reader in its own process
 (``$APTIC_TEST_READER_MODE=thread`` runs it as threads of the daemon instead, the design before issue 10, for
 comparison). A médiateur records one-pass entries through the kiosk's API in a loop while a page polls it
-(tests/system/busy.py). Then:
+(tests/system/busy.py). The injector, at ``SCHED_FIFO``, first checks its pace on a device nobody grabs (the
+kernel's stamps of one scan, read back), then types ``$APTIC_TEST_SCANS`` passes of a carnet in Alt+numpad
+mode, one HID report per millisecond, 300 ms between passes: as fast as a real USB douchette.
 
-1. the injector, at ``SCHED_FIFO``, first checks its pace on a device nobody grabs (the kernel's stamps of one
-   scan, read back), then types ``$APTIC_TEST_SCANS`` passes of a carnet in Alt+numpad mode on its douchette,
-   one HID report per millisecond, 300 ms between passes: as fast as a real USB douchette;
-2. ``READY-SCAN``: the host types ``$APTIC_QMP_PASS`` on QEMU's USB keyboard (a real USB HID path, but one
-   report per ~8 ms at best, see qemu.py).
-
-This script reports with ``GUEST: RESULT {json}``: the codes each douchette's reads gave the Terminal (from the
-kiosk's event stream), the reads the daemon discarded, the injector's pace, the reader's lateness (from its
-state file), the entries recorded meanwhile, and whether the reader process outlived the daemon.
+This script reports with ``GUEST: RESULT {json}``: the codes the douchette's reads gave the Terminal (from the
+kiosk's event stream), the reads the daemon discarded, the injector's pace, where the guest's CPU went during
+the scans (the reader's threads, from schedstats), the reader's lateness (from its state file), the entries
+recorded meanwhile, and whether the reader process outlived the daemon.
 """
 
 from __future__ import annotations
@@ -41,7 +38,6 @@ from tests.system.busy import KioskLoad, carnet_passes, pass_for  # noqa: E402
 
 MODE = os.environ.get("APTIC_TEST_READER_MODE", "process")
 SCANS = int(os.environ.get("APTIC_TEST_SCANS", "10"))
-USB_KEYBOARD = "0627:0001"  # QEMU's usb-kbd, typed on by the host through QMP
 UINPUT_DOUCHETTE = "0c2e:0b61"  # the injector's device (a Honeywell's ids), one report per millisecond
 PORT = 8080
 STATE = "/var/tmp/aptic-scanner.json"  # on the guest's tmpfs
@@ -76,7 +72,7 @@ def main() -> None:
     shutil.copytree(os.environ["APTIC_BUSY_DATA"], data)
     settings = data / "terminal.json"
     settings.write_text(json.dumps({"data_dir": str(data), "kiosk_port": PORT, "scanner": {
-        "devices": [USB_KEYBOARD, UINPUT_DOUCHETTE], "heuristics": False, "process": MODE == "process"}}))  # fmt: skip
+        "devices": [UINPUT_DOUCHETTE], "heuristics": False, "process": MODE == "process"}}))  # fmt: skip
     env = {**os.environ, "APTIC_TERMINAL_CONFIG": str(settings), "APTIC_SCANNER_STATE": STATE,
            "GPIOZERO_PIN_FACTORY": "mock"}  # fmt: skip
     daemon = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run"], cwd=REPO, env=env,
@@ -92,9 +88,7 @@ def main() -> None:
             time.sleep(0.1)
 
     wait_log("Terminal ready")
-    wait_log(f"{USB_KEYBOARD}@")  # QEMU's keyboard is grabbed ("grabbed /dev/input/eventN (...) as douchette ...")
     RESULT["daemon_ready_s"] = round(time.monotonic() - started, 1)
-    reader_pid = json.loads(Path(STATE).read_text())["pid"]
     load = KioskLoad(PORT, [pass_for(n) for n in range(10_000)], poll_interval=0.1)
     load.start()
     load.wait_recorded(1, 300)  # the médiateur is recording: the terminal is busy
@@ -105,12 +99,13 @@ def main() -> None:
     assert injector.stdin is not None and injector.stdout is not None
     RESULT["pace_check"] = json.loads(expect(injector, "CHECK"))
     node = expect(injector, "READY")
-    wait_log(f"grabbed {node} ")  # the uinput douchette is grabbed by the reader
+    wait_log(f"grabbed {node} ")  # the uinput douchette is grabbed by the reader ("grabbed PATH (NAME) as ...")
+    reader_pid = json.loads(Path(STATE).read_text())["pid"]  # the reader's state file says who holds it
     recorded_before = load.recorded
     watcher = Watcher(get("/api/updates")["last_id"])
     watcher.start()
     faults = page_faults(reader_pid)
-    before = {t["tid"]: float(t["sum_exec_runtime"]) for t in threads(reader_pid)}
+    before = {t["tid"]: float(t["sum_exec_runtime"] or 0) for t in threads(reader_pid)}
     cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     injector.stdin.write("go\n")
     injector.stdin.flush()
@@ -120,14 +115,13 @@ def main() -> None:
     RESULT["reader_faults_during_scans"] = {k: v - faults[k] for k, v in page_faults(reader_pid).items()}
     RESULT["reader_threads"] = [
         {"tid": t["tid"], "policy": t["policy"], "wait_max_ms": t["wait_max"],
-         "cpu_ms_during_scans": round(float(t["sum_exec_runtime"]) - before.get(t["tid"], 0), 1)}
+         "cpu_ms_during_scans": round(float(t["sum_exec_runtime"] or 0) - before.get(t["tid"], 0), 1)}
         for t in threads(reader_pid)
     ]  # fmt: skip
     cpu_after = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     ticks = [int(b) - int(a) for a, b in zip(cpu, cpu_after, strict=True)]
     RESULT["guest_idle_during_scans"] = f"{ticks[3]} of {sum(ticks)} ticks"
-    say("READY-SCAN")  # the host types one more pass on QEMU's USB keyboard
-    expected = {UINPUT_DOUCHETTE: passes, USB_KEYBOARD: [os.environ["APTIC_QMP_PASS"]]}
+    expected = {UINPUT_DOUCHETTE: passes}
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not watcher.error:
         # Every device is settled: its last pass arrived, or it lost something and has been quiet for 4 s.
@@ -169,22 +163,22 @@ class Watcher(threading.Thread):
     def __init__(self, last: int) -> None:
         super().__init__(daemon=True)
         self.last = last
-        self.reads: dict[str, list[str]] = {UINPUT_DOUCHETTE: [], USB_KEYBOARD: []}
-        self.discarded: dict[str, list[str]] = {UINPUT_DOUCHETTE: [], USB_KEYBOARD: []}
+        self.reads: dict[str, list[str]] = {UINPUT_DOUCHETTE: []}
+        self.discarded: dict[str, list[str]] = {UINPUT_DOUCHETTE: []}
         self.error = ""
         self.seen = time.monotonic()
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def quiet(self) -> float:
         """Seconds since the last read or discard of a douchette."""
         return time.monotonic() - self.seen
 
     def stop(self) -> None:
-        self._stop.set()
+        self._done.set()
         self.join(30)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._done.is_set():
             answer = get(f"/api/updates?after={self.last}&wait=1")
             if answer.get("gap"):
                 self.error = "the kiosk's event buffer overflowed: scans may have been missed"
@@ -202,27 +196,18 @@ class Watcher(threading.Thread):
                         self.discarded[vidpid].append(data.get("reason"))
 
 
-def threads(pid: int) -> list[dict[str, object]]:
+def threads(pid: int) -> list[dict[str, str]]:
+    """Scheduler figures of each thread of ``pid`` (``/proc/PID/task/TID/sched``; schedstats on for the maxima)."""
+    wanted = ("wait_max", "policy", "sum_exec_runtime")
     out = []
     for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
-        sched = {}
-        for line in (task / "sched").read_text().splitlines()[2:]:
-            if ":" in line:
-                key, value = line.split(":", 1)
-                key = key.strip().rsplit(".", 1)[-1]
-                if key in (
-                    "wait_max",
-                    "block_max",
-                    "sleep_max",
-                    "iowait_sum",
-                    "nr_involuntary_switches",
-                    "nr_switches",
-                    "policy",
-                    "prio",
-                    "sum_exec_runtime",
-                ):
-                    sched[key] = value.strip()
-        out.append({"tid": task.name, **sched})
+        try:
+            lines = (task / "sched").read_text().splitlines()[2:]
+        except FileNotFoundError:  # the thread just ended
+            continue
+        fields = (line.split(":", 1) for line in lines if ":" in line)
+        sched = {key.strip().rsplit(".", 1)[-1]: value.strip() for key, value in fields}
+        out.append({"tid": task.name, **{key: sched.get(key, "") for key in wanted}})
     return out
 
 

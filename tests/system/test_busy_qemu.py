@@ -1,4 +1,4 @@
-"""System test: a busy terminal reads douchettes at full speed, whole, on a real kernel (QEMU guest).
+"""System test: a busy terminal reads a douchette at full speed, whole, on a real kernel (QEMU guest).
 
 The failure it guards against: the kernel keeps 64 events per evdev reader; a douchette reports every
 millisecond, and in Alt+numpad mode sends 110 reports (330 events) for one pass, so the buffer covers 21 ms;
@@ -6,11 +6,17 @@ a reader that the busy daemon delays longer loses events (SYN_DROPPED) and the s
 runs in the guest with 10,000 scans pending while a médiateur records entries through the kiosk and a page
 polls it, and a uinput douchette in the guest (tests/system/injector.py, at SCHED_FIFO) types the ten passes
 of a carnet, one report per millisecond, 300 ms apart. Every pass must reach the Terminal exactly, with no
-read discarded. The host then types one more pass on QEMU's emulated USB keyboard (the real USB HID path;
-QEMU gives it one report per ~8 ms at best, too slow to test the reader's speed, see qemu.py).
+read discarded. (QEMU's emulated USB keyboard cannot do this: it gives one report per ~8 ms at best, at
+which pace the kernel's buffer covers 170 ms and even the old design passes; test_scanner_qemu.py drives
+that real USB path.)
 
-``APTIC_TEST_READER_MODE=thread`` (in the environment of pytest) runs the same test with the reader as
-threads of the daemon, the design before issue 10: it must then fail. Not part of the suite; run it by hand::
+The guest runs with ``-icount shift=1``: its clock advances 2 ns per instruction executed, so it is a
+500 MHz single core whatever the host does. Without it, guest time is the host's time, and a host busy
+elsewhere leaves the emulated CPU too few instructions per millisecond to run even an idle reader at 1 kHz:
+the test then fails with either design, for the host's sake.
+
+``APTIC_TEST_READER_MODE=thread`` (in pytest's environment) runs the same test with the reader as threads of
+the daemon, the design before issue 10: it must then fail. Not part of the suite; run it by hand::
 
     APTIC_TEST_READER_MODE=thread .venv/bin/python -m pytest tests/system/test_busy_qemu.py -s
 """
@@ -25,16 +31,11 @@ from pathlib import Path
 
 import pytest
 
-from aptic.passnumber import build, hmac_authenticator
-from terminal.scanner.keymaps import KEY_ENTER
-from terminal.scanner.typist import key_transitions
-
 from .busy import carnet_passes, prepare
 from .qemu import CACHE, Guest, QemuUnavailable
 
-PASS = build(2026, 4_242_424, 3, hmac_authenticator(b"tests-only central key"))
 SCANS = 10
-ICOUNT = "shift=0"  # the guest runs one instruction per ns: a 1 GHz core, whatever the host's load
+ICOUNT = "shift=1"  # guest time from instructions, 2 ns each: a 500 MHz core, whatever the host's load
 
 
 @pytest.mark.system
@@ -46,8 +47,7 @@ def test_fast_altnum_scans_are_read_whole_while_the_terminal_is_busy(tmp_path: P
     try:
         prepare(data, pending=10_000)
         mode = os.environ.get("APTIC_TEST_READER_MODE", "process")
-        env = {"APTIC_BUSY_DATA": str(data), "APTIC_TEST_READER_MODE": mode, "APTIC_TEST_SCANS": str(SCANS),
-               "APTIC_QMP_PASS": PASS}  # fmt: skip
+        env = {"APTIC_BUSY_DATA": str(data), "APTIC_TEST_READER_MODE": mode, "APTIC_TEST_SCANS": str(SCANS)}
         try:
             guest = Guest(Path(__file__).with_name("guest_busy.py"), tmp_path, env=env, icount=ICOUNT)
             guest.start()
@@ -55,10 +55,7 @@ def test_fast_altnum_scans_are_read_whole_while_the_terminal_is_busy(tmp_path: P
             pytest.fail(f"QEMU system test cannot run on this machine: {e}")
         try:
             started = time.monotonic()
-            guest.wait_for("READY-SCAN", timeout=420)
-            transitions = [*key_transitions(PASS, "us", "altnum"), (KEY_ENTER, 1), (KEY_ENTER, 0)]
-            guest.press(transitions, interval=0.008)  # one report per ~8 ms: as fast as QEMU's keyboard goes
-            result = json.loads(guest.wait_for("RESULT", timeout=300))
+            result = json.loads(guest.wait_for("RESULT", timeout=540))
         finally:
             guest.stop(timeout=60)
         print(f"guest run {time.monotonic() - started:.0f} s; {json.dumps(result, indent=1)}")
@@ -68,7 +65,6 @@ def test_fast_altnum_scans_are_read_whole_while_the_terminal_is_busy(tmp_path: P
         assert result["recorded_during"] >= 1, f"the terminal was not busy during the scans: {result}"
         assert result["discards"] == [], f"a read was lost: {result['discards']}, stall {result['stall']}"
         assert result["reads"]["0c2e:0b61"] == carnet_passes(SCANS), f"the 1 ms scans did not arrive whole: {result}"
-        assert result["reads"]["0627:0001"] == [PASS], f"the USB keyboard's scan did not arrive whole: {result}"
         assert result["daemon_exit"] == 0 and not result["reader_outlived_daemon"], result
     finally:
         shutil.rmtree(data, ignore_errors=True)
