@@ -21,7 +21,13 @@ Facts that shaped it:
 - the host root is read-only in the guest: a tmpfs on /var/tmp holds what programs write (``HOME`` and
   ``TMPDIR`` point there);
 - Python starts slowly under TCG: wait for readiness signals, never fixed sleeps;
-- the kernel package version moves: the one ``linux-image-amd64`` depends on is used.
+- the kernel package version moves: the one ``linux-image-amd64`` depends on is used;
+- plain TCG runs the guest at whatever pace the host gives its vCPU thread (measured: ~150 M instructions
+  per second, less on a busy host), on the host's clock: a test of how fast the guest keeps up then measures
+  the host. ``Guest(icount="shift=N")`` (``-icount``) makes guest time advance 2**N ns per instruction
+  executed instead, a CPU of fixed speed whatever the host's load (in wall time the guest just runs slower);
+  the guest still sleeps in real time when idle, so input typed from the host (QMP) is not on the guest's
+  time scale: use it with input made inside the guest (uinput).
 
 Everything is built on first use into ``.cache/qemu/<kernel version>-<init hash>/`` of the repository
 (``apt-get download`` of the kernel named by ``linux-image-amd64`` and of ``busybox-static``, ``dpkg-deb

@@ -62,7 +62,8 @@ def test_fast_altnum_scans_are_read_whole_while_the_terminal_is_busy(tmp_path: P
         print(f"guest run {time.monotonic() - started:.0f} s; {json.dumps(result, indent=1)}")
         assert "error" not in result, f"{result}\n{guest.tail()}"
         pace = result["pace"]
-        assert pace["reports"] == SCANS * 110 and pace["gap_median_ms"] < 1.1, f"not typed at 1 ms: {pace}"
+        assert pace["reports"] == SCANS * 110, f"not all typed: {pace}"
+        assert pace["gap_median_ms"] < 1.1 and pace["gap_p99_ms"] < 1.5, f"not typed at 1 ms per report: {pace}"
         assert result["recorded_during"] >= 1, f"the terminal was not busy during the scans: {result}"
         assert result["discards"] == [], f"a read was lost: {result['discards']}, stall {result['stall']}"
         assert result["reads"]["0c2e:0b61"] == carnet_passes(SCANS), f"the 1 ms scans did not arrive whole: {result}"
