@@ -12,6 +12,7 @@ const KIT_PREFIX = "AK-"; // kit numbers as printed on the label: AK-12606999
 const VERDICT_SECONDS = 12; // a verdict stays this long, then the home screen comes back
 const IDLE_SECONDS = 90; // self-service screens go home after this long untouched
 const $ = (id) => document.getElementById(id);
+const MEDIATEUR_SCREENS = ["mediateur", "entry", "confirm", "today", "diagnostics"];
 
 const ui = {
   screen: "home",
@@ -59,24 +60,30 @@ let stateWanted = false;
 
 function refresh() {
   stateWanted = true;
-  if (!stateRequest) stateRequest = loadState().finally(() => { stateRequest = null; });
+  if (!stateRequest) stateRequest = loadState();
   return stateRequest;
 }
 
 async function loadState() {
   let stale = 0;
-  while (stateWanted) {
-    stateWanted = false;
-    const { ok, data } = await call("/api/state");
-    if (!ok) return;
-    // Computed before an event this page already applied (a scan while it was on its way): showing it would
-    // undo that event. Ask again; a few times only, an event arriving meanwhile asks by itself.
-    if (ui.lastEventId !== null && data.event_id < ui.lastEventId && stale < 5) {
-      stale += 1;
-      stateWanted = true;
-      continue;
+  // stateRequest is cleared in the same step as the last check of stateWanted, so a refresh asked right after
+  // is never lost (with a .finally() callback it would be cleared a microtask later, after a caller joined).
+  try {
+    while (stateWanted) {
+      stateWanted = false;
+      const { ok, data } = await call("/api/state");
+      if (!ok) return;
+      // Computed before an event this page already applied (a scan while it was on its way): showing it would
+      // undo that event. Ask again; a few times only, an event arriving meanwhile asks by itself.
+      if (ui.lastEventId !== null && data.event_id < ui.lastEventId && stale < 5) {
+        stale += 1;
+        stateWanted = true;
+        continue;
+      }
+      applyState(data);
     }
-    applyState(data);
+  } finally {
+    stateRequest = null;
   }
 }
 
@@ -85,6 +92,8 @@ function applyState(data) {
   if (ui.lastEventId === null) ui.lastEventId = data.event_id;
   setEntry(data.status.entry, data.event_id);
   renderStatus();
+  // The terminal has no médiateur logged in (idle, logged out elsewhere): nothing of theirs stays on screen.
+  if (!data.mediateur && MEDIATEUR_SCREENS.includes(ui.screen)) show("home");
   if (data.status.activation === "not_activated" && ui.screen !== "activation") show("activation");
   const waiting = data.status.activation !== "not_activated" && !data.status.point;
   $("home-alert").hidden = !waiting;
@@ -180,13 +189,14 @@ function renderStatus() {
 function tick() {
   $("clock").textContent = new Date().toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
   const idle = (Date.now() - ui.lastTouch) / 1000;
-  const mediateur = ui.state && ui.state.mediateur;
+  const mediateur = (ui.state && ui.state.mediateur) || MEDIATEUR_SCREENS.includes(ui.screen);
   if (idle > IDLE_SECONDS && ["where", "keypad", "pin"].includes(ui.screen) && !mediateur) show("home");
   // A médiateur who walked away is logged out (the server does it too): nothing stays open on screen.
   // An entry with passes in it stays on the terminal, to be submitted after the PIN.
-  if (mediateur && idle > ui.state.mediateur_idle_s) {
+  if (mediateur && ui.state && idle > ui.state.mediateur_idle_s) {
     ui.state.mediateur = false;
-    call("/api/mediateur/logout", {}).then(() => { show("home"); refresh(); });
+    show("home");
+    call("/api/mediateur/logout", {}).then(refresh);
   }
 }
 
