@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 
@@ -199,4 +200,19 @@ def test_events_keep_flowing_after_a_stream_ends(browser: Browser, kiosk: Served
         kiosk.terminal.handle_code(pass_number(serial, 1), device="douchette-test")
         expect(page.locator("#verdict-pass")).to_contain_text(f"00000{serial}", timeout=RECONNECT_MS)
     assert len(faults.dropped) == 2
+    page.context.close()
+
+
+def test_a_state_without_the_mediateur_takes_the_page_off_the_mediateur_screens(
+    browser: Browser, kiosk: Served
+) -> None:
+    """The page follows the terminal's state: a médiateur session that ended elsewhere (idle on the server,
+    logged out by another tab) leaves nothing of theirs on screen at the next state."""
+    page = open_page(browser, kiosk)
+    login(page)
+    expect(page.locator("#mediateur")).to_be_visible()
+    r = requests.post(f"{kiosk.url}/api/mediateur/logout", json={}, headers={"X-CSRF-Token": kiosk.csrf}, timeout=5)
+    assert r.status_code == 200
+    kiosk.bus.publish("synced", count=0, rejected=0, pending=0)  # an event the page reloads its state for
+    expect(page.locator("#home")).to_be_visible()
     page.context.close()
