@@ -254,9 +254,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     dispatcher.start()
     notify_systemd("READY=1")
     logger.info("Terminal ready (data in %s)", config.data_dir)
+    # WATCHDOG=1 only while the reader runs, the store takes writes and the kiosk answers (terminal.watchdog).
+    from terminal.watchdog import Watchdog, daemon_checks
+
+    kiosk_url = None if server is None else f"http://127.0.0.1:{config.kiosk_port}/healthz"
+    watchdog = Watchdog.from_environment(daemon_checks(config.data_dir, reader, kiosk_url), notify_systemd)
+    if watchdog is not None:
+        watchdog.start()
     while not stopping.wait(1.0):
         pass
 
+    if watchdog is not None:
+        watchdog.stop()
     notify_systemd("STOPPING=1")
     logger.info("Stopping")
     if reader is not None:

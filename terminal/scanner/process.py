@@ -6,6 +6,7 @@ delay it. :class:`ReaderProcess` has the interface of :class:`~terminal.scanner.
 
     reader = ReaderProcess(on_read, on_discard, ["--state", state_file, "--virtual", ""])
     reader.start()       # spawns the process; returns once it runs (or after ready_timeout, logging why)
+    reader.alive()       # True while the process runs and reads (for the daemon's watchdog)
     reader.devices()     # the devices it last reported (for the kiosk and the heartbeat)
     reader.stall()       # how late its reads were: count, p999_ms, max_ms... (see terminal.scanner.stall)
     reader.stop()        # SIGTERM, then SIGKILL after a timeout
@@ -150,6 +151,12 @@ class ReaderProcess:
         """The reader process's pid while it runs."""
         with self._lock:
             return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def alive(self) -> bool:
+        """True while the process runs and has said it reads (False between its death and its restart)."""
+        with self._lock:
+            running = self._proc is not None and self._proc.poll() is None
+        return running and self._ready.is_set() and self._thread is not None and self._thread.is_alive()
 
     def devices(self) -> list[dict]:
         """The input devices the process last reported ([] while it is not running)."""
