@@ -83,6 +83,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     _data_dir_option(check)
     check.set_defaults(func=cmd_check)
 
+    from provisioning import firstboot  # the image's first-boot activation, in its own module
+
+    firstboot.register(commands)
+
 
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="data directory (default from the settings)")
@@ -102,31 +106,38 @@ def open_terminal(config: configuration.Config, *, readonly: bool = False) -> Te
     return Terminal(store, clock=clock, point_id=config.point_id)
 
 
+def activate_terminal(config: configuration.Config, central: str, kit: str, code: str, *,
+                      pin_hash: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Activate as ``aptic-terminal activate`` does (also first boot): handed to the daemon if one runs, else here.
+
+    Returns the central's answer without the token; raises :class:`TerminalError` with a French message.
+    """
+    from provisioning.activation import activate
+
+    try:
+        # A running daemon owns the data directory: it activates in-process and starts syncing at once.
+        return ask_daemon(config.data_dir / CONTROL_SOCKET, "activate", central=central, kit=kit, code=code,
+                          pin_hash=pin_hash)  # fmt: skip
+    except NoDaemon:
+        terminal = open_terminal(config)
+        answer = activate(terminal, central, kit, code)
+        if pin_hash:
+            terminal.store.update_state(mediateur_pin_hash=pin_hash)
+        return answer
+
+
 def cmd_activate(args: argparse.Namespace) -> int:
     from aptic.pin import hash_pin, valid_pin
-    from provisioning.activation import ActivationError, activate
 
     if args.pin and not valid_pin(args.pin):
         print("Le code médiateur doit compter de 4 à 8 chiffres.", file=sys.stderr)
         return 2
-    config = settings(args)
     pin_hash = hash_pin(args.pin) if args.pin else None  # a PIN for this terminal only, not the organisation's
     try:
-        # A running daemon owns the data directory: it activates in-process and starts syncing at once.
-        answer = ask_daemon(config.data_dir / CONTROL_SOCKET, "activate", central=args.central, kit=args.kit,
-                            code=args.code, pin_hash=pin_hash)  # fmt: skip
+        answer = activate_terminal(settings(args), args.central, args.kit, args.code, pin_hash=pin_hash)
     except TerminalError as error:
         print(error.message_fr, file=sys.stderr)
         return 1
-    except NoDaemon:
-        terminal = open_terminal(config)
-        try:
-            answer = activate(terminal, args.central, args.kit, args.code)
-        except ActivationError as error:
-            print(error.message_fr, file=sys.stderr)
-            return 1
-        if pin_hash:
-            terminal.store.update_state(mediateur_pin_hash=pin_hash)
     organisation = (answer.get("organisation") or {}).get("name", "")
     print(f"Terminal activé : appareil {answer.get('device_id')}, {organisation}.")
     return 0

@@ -53,17 +53,19 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = 0o600) -> None:
     """Replace ``path`` with ``data`` so that, whatever happens, the file holds either the old or the new bytes.
 
     Temporary files are made in the same directory (a rename is atomic only within a file system) and named
-    ``<name>.<random>.tmp``; a kill leaves them behind, and :func:`sweep_orphans` removes them.
+    ``<name>.<random>.tmp``; a kill leaves them behind, and :func:`sweep_orphans` removes them. ``mode=None``
+    leaves the mode alone: on FAT (a boot partition) a chmod to a mode the mount cannot show fails with EPERM.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
