@@ -103,7 +103,13 @@ class ActivationFile:
 
 
 def central_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be the central (in French), or None. ``https`` only, but ``http`` on loopback."""
+    """Why ``url`` cannot be the central (in French), or None. ``https`` only, but ``http`` on loopback.
+
+    >>> central_url_problem("https://central.example.org") is None, central_url_problem("http://127.0.0.1:8470")
+    (True, None)
+    >>> print(central_url_problem("http://central.example.org"))
+    central_url « http://central.example.org » doit commencer par https:// (http n'est permis que sur ...
+    """
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""

@@ -14,6 +14,9 @@ Settings come from ``terminal.config`` (``/etc/aptic-terminal/config.toml``, ``A
   Format and check digits need no snapshot, so a malformed number is ``malformed`` on any terminal;
   ``--json`` always prints one JSON document.
 
+``firstboot`` (activation from the boot partition's ``aptic-activation.toml``) lives in
+``provisioning.firstboot`` and is registered here.
+
 ``status`` and ``check`` open the store read-only, so they are safe while the daemon runs.
 """
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from central_server import Central
+import requests
+from central_server import Central, free_port
 
+from provisioning import firstboot as firstboot_module
 from provisioning.firstboot import Wifi, keyfile
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -150,6 +154,49 @@ def test_an_unreachable_central_does_not_burn_the_code(tmp_path: Path) -> None:
     assert not (tmp_path / "boot" / "aptic-activation-erreur.txt").exists()  # the reason no longer holds
 
 
+def test_a_running_daemon_is_handed_the_activation(central: Central, organisation: int, tmp_path: Path) -> None:
+    """If the daemon already runs (the first-boot unit ordered after it), it activates in-process and syncs
+    at once: no second process writes the files it owns."""
+    kit, code = central.add_kit(organisation)
+    port = free_port()
+    env = {**os.environ, "APTIC_TERMINAL_DATA_DIR": str(tmp_path / "data"), "APTIC_TERMINAL_CONFIG": "/nonexistent",
+           "APTIC_TERMINAL_KIOSK_PORT": str(port), "GPIOZERO_PIN_FACTORY": "mock"}  # fmt: skip
+    daemon = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run", "--no-scanner"], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    kiosk = f"http://127.0.0.1:{port}/api/state"
+    try:
+        wait_for(lambda: (tmp_path / "data" / "control.sock").exists() and requests.get(kiosk, timeout=5).ok,
+                 "the daemon to listen")  # fmt: skip
+        card(tmp_path, activation_text(kit, code, central.url))
+        out = firstboot(tmp_path)
+        assert out.returncode == 0, out.stderr
+        wait_for(lambda: requests.get(kiosk, timeout=5).json()["sync"].get("online"), "the daemon to sync")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            exit_code = daemon.wait(15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            raise
+    log = daemon.stdout.read() if daemon.stdout else ""
+    assert exit_code == 0, log
+    assert code not in log and code not in (tmp_path / "boot" / "aptic-activation.toml").read_text()
+    assert status(tmp_path)["activation"] == "activated"  # the daemon kept it: it wrote its own state
+
+
+def wait_for(probe, what: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    """``probe()``'s first truthy answer; connection errors count as not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if answer := probe():
+                return answer
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def test_a_power_cut_before_the_rewrite_only_finishes_it(central: Central, organisation: int,
                                                          tmp_path: Path) -> None:  # fmt: skip
     """Activated, but the card still has the (now spent) code: no second call, the code is erased."""
@@ -210,3 +257,10 @@ def test_the_keyfile_keeps_odd_ssids_and_passphrases_exact() -> None:
     text = keyfile(Wifi(ssid="a;b", psk=" pass\\word", country="FR")).decode()
     assert "\nssid=97;59;98;\n" in text
     assert "\npsk=\\spass\\\\word\n" in text
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    failures, tried = doctest.testmod(firstboot_module, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0
