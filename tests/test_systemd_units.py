@@ -1,0 +1,172 @@
+"""The units in systemd/: systemd 252 parses them cleanly, their hardening holds, and what users rely on."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+UNITS = Path(__file__).resolve().parent.parent / "systemd"
+SERVICES = ["aptic-terminal.service", "aptic-kiosk-screen.service", "aptic-firstboot.service"]
+EXPOSURE_LIMIT = 2.5  # measured 2.0 for aptic-terminal.service with systemd 252
+
+pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+
+
+def unit(name: str) -> dict[str, list[str]]:
+    """``Key`` → its values in a unit file (keys repeat, so not configparser)."""
+    values: dict[str, list[str]] = {}
+    for line in (UNITS / name).read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+def runnable_copy(name: str, directory: Path, text: str | None = None) -> Path:
+    """The unit with its programs pointed at /bin/true: verify fails on a missing ExecStart binary."""
+    text = (UNITS / name).read_text() if text is None else text
+    text = re.sub(r"/opt/aptic-terminal/current/bin/aptic-terminal|/usr/lib/aptic-terminal/[\w-]+|/usr/bin/cage",
+                  "/bin/true", text)  # fmt: skip
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def verify(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60,
+                          cwd=path.parent)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_systemd_verifies_every_unit_without_a_word(name: str, tmp_path: Path) -> None:
+    # Unknown keys only warn (exit 0): any output at all is a failure.
+    out = verify(runnable_copy(name, tmp_path))
+    assert out.returncode == 0 and out.stderr == "" and out.stdout == "", out.stderr + out.stdout
+
+
+def test_verify_catches_a_typo_in_a_directive(tmp_path: Path) -> None:
+    text = (UNITS / "aptic-terminal.service").read_text().replace("NotifyAccess=", "NotifyAcess=")
+    out = verify(runnable_copy("aptic-terminal.service", tmp_path, text))
+    assert "Unknown key 'NotifyAcess'" in out.stderr
+
+
+def test_the_daemon_is_hardened_below_the_measured_exposure() -> None:
+    text = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(UNITS / "aptic-terminal.service")],
+                          capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+    exposure = float(re.search(r"Overall exposure level for aptic-terminal.service: ([\d.]+)", text).group(1))
+    assert exposure <= EXPOSURE_LIMIT, text
+    assert "✗ CapabilityBoundingSet=~CAP_SYS_ADMIN" not in text
+
+
+def test_the_daemon_notifies_restarts_and_runs_unprivileged_with_only_input_and_gpio() -> None:
+    daemon = unit("aptic-terminal.service")
+    assert daemon["Type"] == ["notify"] and daemon["NotifyAccess"] == ["main"] and daemon["Restart"] == ["always"]
+    assert daemon["WatchdogSec"] == ["30s"]
+    assert daemon["User"] == ["aptic"] and daemon["Group"] == ["aptic"]
+    assert daemon["SupplementaryGroups"] == ["input gpio"]
+    assert daemon["CapabilityBoundingSet"] == [""] and daemon["AmbientCapabilities"] == [""]
+    assert daemon["ProtectSystem"] == ["strict"] and daemon["ReadWritePaths"] == ["/var/lib/aptic-terminal"]
+    assert daemon["DevicePolicy"] == ["closed"]
+    assert sorted(daemon["DeviceAllow"]) == ["char-gpiochip rw", "char-input rw"]
+    sysusers = (UNITS / "sysusers.d" / "aptic-terminal.conf").read_text().splitlines()
+    memberships = sorted(line.split()[2] for line in sysusers if line.startswith("m aptic "))
+    assert memberships == ["gpio", "input"]
+    assert not any(line.startswith("m aptic-screen ") for line in sysusers)
+
+
+def test_the_screen_user_cannot_read_the_data_directory() -> None:
+    daemon, screen = unit("aptic-terminal.service"), unit("aptic-kiosk-screen.service")
+    assert daemon["StateDirectory"] == ["aptic-terminal"] and daemon["StateDirectoryMode"] == ["0700"]
+    assert screen["User"] == ["aptic-screen"] != daemon["User"]
+    assert "aptic" not in screen.get("SupplementaryGroups", [""])[0].split()
+    tmpfiles = (UNITS / "tmpfiles.d" / "aptic-terminal.conf").read_text()
+    assert "d /var/lib/aptic-terminal 0700 aptic aptic -" in tmpfiles
+
+
+def test_the_screen_never_waits_for_the_network_or_the_clock() -> None:
+    screen = unit("aptic-kiosk-screen.service")
+    ordering = " ".join(
+        v for key in ("After", "Wants", "Requires", "BindsTo", "Requisite") for v in screen.get(key, [])
+    )
+    for target in ("network-online.target", "network.target", "time-sync.target", "systemd-time-wait-sync"):
+        assert target not in ordering
+    assert "aptic-terminal.service" in screen["Wants"][0] and "aptic-terminal.service" in ordering
+    assert screen["Restart"] == ["always"] and screen["ExecStartPre"] == [
+        "/usr/lib/aptic-terminal/aptic-screen-prepare"
+    ]
+    assert screen["PAMName"] == ["login"] and screen["TTYPath"] == ["/dev/tty1"]
+
+
+def test_the_screen_waits_for_healthz_within_its_bound_and_clears_the_crash_flags(tmp_path: Path) -> None:
+    profile = tmp_path / "chromium"
+    (profile / "Default").mkdir(parents=True)
+    prefs = profile / "Default" / "Preferences"
+    prefs.write_text('{"profile":{"exit_type":"Crashed","exited_cleanly":false,"name":"x"}}')
+    env = {"PATH": "/usr/bin:/bin", "APTIC_SCREEN_URL": "http://127.0.0.1:9/", "APTIC_SCREEN_WAIT": "1",
+           "APTIC_SCREEN_PROFILE": str(profile)}  # fmt: skip
+    nobody = subprocess.run([str(UNITS / "aptic-screen-prepare")], env=env, capture_output=True, text=True, timeout=30)
+    assert nobody.returncode == 1 and "did not answer http://127.0.0.1:9/healthz within 1 s" in nobody.stderr
+    assert "Crashed" in prefs.read_text()  # not cleared before the kiosk answered
+
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Healthz(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env["APTIC_SCREEN_URL"] = f"http://127.0.0.1:{server.server_address[1]}/"
+        ok = subprocess.run([str(UNITS / "aptic-screen-prepare")], env=env, capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(prefs.read_text())["profile"] == {"exit_type": "Normal", "exited_cleanly": True, "name": "x"}
+
+
+def test_first_boot_runs_once_before_the_daemon_only_with_an_activation_file() -> None:
+    first = unit("aptic-firstboot.service")
+    assert first["Type"] == ["oneshot"] and "aptic-terminal.service" in first["Before"][0]
+    assert first["ConditionPathExists"] == ["/boot/firmware/aptic-activation.toml"]
+    assert first["ExecStart"][0].endswith("aptic-terminal firstboot --boot-dir /boot/firmware")
+    assert "systemd-repart.service" in first["After"][0]
+
+
+def test_the_config_drop_ins_parse_and_say_what_matters() -> None:
+    def ini(path: str) -> configparser.ConfigParser:
+        parser = configparser.ConfigParser()
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read_string((UNITS / path).read_text())
+        return parser
+
+    assert ini("journald.conf.d/aptic.conf")["Journal"]["Storage"] == "volatile"
+    assert ini("system.conf.d/aptic-watchdog.conf")["Manager"]["RuntimeWatchdogSec"] == "15s"
+    part = ini("repart.d/50-aptic-data.conf")["Partition"]
+    assert (part["Label"], part["Format"]) == ("aptic-data", "ext4")
+    rule = (UNITS / "60-aptic-douchette.rules").read_text()
+    assert 'GROUP="input"' in rule and 'KERNEL=="event*"' in rule
+
+
+def test_repart_creates_the_data_partition_on_an_empty_disk(tmp_path: Path) -> None:
+    image = tmp_path / "disk.img"
+    out = subprocess.run(["systemd-repart", f"--definitions={UNITS / 'repart.d'}", "--empty=create", "--size=512M",
+                          "--dry-run=no", str(image)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    if out.returncode != 0 and "loop" in out.stderr.lower():
+        pytest.skip(f"no loop devices here: {out.stderr.strip()[-200:]}")
+    assert out.returncode == 0, out.stderr
+    entry = image.read_bytes()[1024 : 1024 + 128]  # the first GPT entry, at LBA 2 (512-byte sectors)
+    assert entry[:16] != bytes(16), "no partition in the table"
+    assert entry[56:128].decode("utf-16-le").rstrip("\0") == "aptic-data"
