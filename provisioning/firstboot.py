@@ -29,9 +29,10 @@ nothing to do it costs a file read) then:
    an operator re-imaging a card sees which kit and central it served, and a later boot recognises a file
    already used (the terminal is activated as that kit) and does nothing;
 6. on failure (wrong code, central unreachable), keeps the file as it is and writes the French reason in
-   the error file (exit 1). Nothing was spent: the next boot tries again, so a bus that boots before its
-   network is up activates at a later stop. A wrong code is tried again at each boot too, until someone
-   corrects the file (``aptic-central reissue-code`` gives a new one, and lifts a lockout for too many tries).
+   the error file (exit 1; 3 when the central did not answer). Nothing was spent: the next boot tries
+   again, so a bus that boots before its network is up activates at a later stop. A wrong code is tried
+   again at each boot too, until someone corrects the file (``aptic-central reissue-code`` gives a new
+   one, and lifts a lockout for too many tries).
 
 A power cut after the activation but before the rewrite leaves the code on the card; the next boot sees
 the terminal activated as that kit and only finishes the rewrite (the code is single-use: asking the central
@@ -60,6 +61,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from terminal.durable import atomic_write_bytes, fsync_directory
+from terminal.sync import Unavailable
 from terminal.terminal import TerminalError
 
 logger = logging.getLogger(__name__)
@@ -71,8 +73,9 @@ WIFI_CONNECTION = "aptic-wifi"
 KEYS = ("kit_number", "activation_code", "central_url", "wifi")
 WIFI_KEYS = ("ssid", "psk", "country")
 
-# Exit statuses: the first-boot unit and a person reading `systemctl status` tell them apart.
-DONE, ACTIVATION_FAILED, INVALID_FILE = 0, 1, 2
+# Exit statuses: the first-boot unit and a person reading `systemctl status` tell them apart. UNREACHABLE is
+# worth retrying soon (the network may come up); the others wait for someone to correct the file.
+DONE, ACTIVATION_FAILED, INVALID_FILE, UNREACHABLE = 0, 1, 2, 3
 
 
 class InvalidFile(Exception):
@@ -293,7 +296,7 @@ def clear_error(boot_dir: Path) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: int  # DONE, ACTIVATION_FAILED or INVALID_FILE
+    status: int  # DONE, ACTIVATION_FAILED, INVALID_FILE or UNREACHABLE
     result: str  # no_file, activated, already_activated, activation_failed, invalid_file
     message: str  # French, for the person
     kit_number: str | None = None
@@ -350,7 +353,9 @@ def first_boot(boot_dir: Path, config: Any, *, wifi_dir: Path = WIFI_DIR) -> Out
         except TerminalError as error:
             logger.error("Activation with kit %s failed: %s", kit, error)
             write_error(boot_dir, [error.message_fr])
-            return Outcome(ACTIVATION_FAILED, "activation_failed", error.message_fr, kit)
+            # Unavailable: no answer, or 429 (too many tries). Through the daemon's socket the cause is lost: 1.
+            retry = isinstance(error.__cause__, Unavailable)
+            return Outcome(UNREACHABLE if retry else ACTIVATION_FAILED, "activation_failed", error.message_fr, kit)
         device_id, when = answer.get("device_id"), datetime.now(UTC).isoformat(timespec="seconds")
         organisation = (answer.get("organisation") or {}).get("name", "")
         result, message = "activated", f"Terminal activé : appareil {device_id}, {organisation}."
