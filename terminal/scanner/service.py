@@ -16,8 +16,9 @@ It writes :mod:`terminal.scanner.protocol` lines on the socket ``--fd``; it read
 the daemon's end closes (the daemon exited, or was killed), it stops, which releases the grab. It ignores
 SIGINT (a Ctrl-C in a terminal reaches the whole process group; the daemon decides) and stops on SIGTERM.
 
-Priority, in this order: a real-time class it was started with (systemd's ``CPUSchedulingPolicy=rr``) is
-kept; else it asks for ``SCHED_RR`` at ``--rt-priority`` (10 by default; needs root or ``CAP_SYS_NICE``);
+Priority, in this order: a real-time class it was started with (``CPUSchedulingPolicy=rr``) is
+kept; else it asks for ``SCHED_RR`` at ``--rt-priority`` (10 by default; needs root, ``CAP_SYS_NICE`` or the
+unit's ``LimitRTPRIO=``, as aptic-terminal.service sets);
 else for ``--nice`` (-10; needs ``CAP_SYS_NICE`` or ``LimitNICE=``); else it logs once that it runs at
 normal priority. The reader sleeps in ``select`` between events, so a real-time class costs nothing when
 idle, and the kernel's real-time throttling (5 % of each second left to others) bounds a runaway.
@@ -96,7 +97,7 @@ def raise_priority(rt_priority: int = DEFAULT_RT_PRIORITY, nice: int = DEFAULT_N
     except OSError as error:
         refused.append(f"nice {nice}: {error.strerror}")
     log.warning("douchette reader at normal priority (refused: %s); a busy machine may make it miss events. "
-                "Under systemd, grant it with CPUSchedulingPolicy=rr or Nice=-10 in the unit",
+                "Under systemd, allow it with LimitRTPRIO=10 (or LimitNICE=-10) in the unit",
                 "; ".join(refused))  # fmt: skip
     return f"nice {current}"
 
