@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from aptic.passnumber import build, hmac_authenticator
 
+REPO = Path(__file__).resolve().parents[2]
 AUTHENTICATOR = hmac_authenticator(b"tests-only central key")
 ORG = 1
 POINT = 3
@@ -117,3 +124,38 @@ def run_and_kill(command: list[str], *, env: dict[str, str], after: float, log: 
     child.wait()
     reader.join(10)
     return lines
+
+
+def wait_for(probe: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """``probe()``'s first truthy answer; a server not answering yet (connection refused) counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if answer := probe():
+                return answer
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running_daemon(data_dir: Path, kiosk_port: int, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """``aptic-terminal run --no-scanner`` on ``data_dir``, its kiosk on ``kiosk_port``, LEDs on mock pins.
+
+    Stopped with SIGTERM on leaving the block (killed, and the test failed, if that takes over 15 s); then
+    ``returncode`` is set and its output (stdout and stderr together) is left for the test to read.
+    """
+    environ = {**os.environ, "APTIC_TERMINAL_DATA_DIR": str(data_dir), "APTIC_TERMINAL_CONFIG": "/nonexistent",
+               "APTIC_TERMINAL_KIOSK_PORT": str(kiosk_port), "GPIOZERO_PIN_FACTORY": "mock", **env}  # fmt: skip
+    daemon = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run", "--no-scanner"], cwd=REPO,
+                              env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        yield daemon
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            raise

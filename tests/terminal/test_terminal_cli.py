@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import stat
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from central_server import Central, free_port
+from terminal_fixtures import running_daemon, wait_for
 
 from terminal.clock import Clock
 from terminal.store import Store
@@ -124,12 +124,7 @@ def test_run_syncs_serves_the_kiosk_and_stops_on_sigterm(central: Central, organ
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(30)
     port = free_port()
-    env = {**os.environ, "APTIC_TERMINAL_DATA_DIR": str(data_dir), "APTIC_TERMINAL_CONFIG": "/nonexistent",
-           "APTIC_TERMINAL_KIOSK_PORT": str(port), "NOTIFY_SOCKET": str(tmp_path / "notify"),
-           "GPIOZERO_PIN_FACTORY": "mock"}  # fmt: skip
-    daemon = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run", "--no-scanner"], cwd=REPO, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    try:
+    with running_daemon(data_dir, port, NOTIFY_SOCKET=str(tmp_path / "notify")) as daemon:
         assert notify.recv(100) == b"READY=1"
         kiosk = f"http://127.0.0.1:{port}"
         assert requests.get(kiosk + "/healthz", timeout=5).json() == {"status": "ok"}
@@ -145,14 +140,7 @@ def test_run_syncs_serves_the_kiosk_and_stops_on_sigterm(central: Central, organ
         answer = requests.post(kiosk + "/api/check", json={"code": passes[1]},
                                headers={"X-CSRF-Token": state["csrf"]}, timeout=5).json()  # fmt: skip
         assert answer["reason"] == "already_used" and answer["provisional"] is False  # the central's word, online
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            code = daemon.wait(15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            raise
-    assert code == 0, daemon.stdout.read() if daemon.stdout else ""
+    assert daemon.returncode == 0, daemon.stdout.read() if daemon.stdout else ""
     assert notify.recv(100) == b"STOPPING=1"
 
 
@@ -162,12 +150,8 @@ def test_run_without_a_central_starts_syncing_once_activated(central: Central, o
     at once, without a restart (and without a second process writing the daemon's files)."""
     data_dir = tmp_path / "data"
     port = free_port()
-    env = {**os.environ, "APTIC_TERMINAL_DATA_DIR": str(data_dir), "APTIC_TERMINAL_CONFIG": "/nonexistent",
-           "APTIC_TERMINAL_KIOSK_PORT": str(port), "GPIOZERO_PIN_FACTORY": "mock"}  # fmt: skip
-    daemon = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run", "--no-scanner"], cwd=REPO, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     kiosk = f"http://127.0.0.1:{port}"
-    try:
+    with running_daemon(data_dir, port) as daemon:
         state = wait_for(lambda: requests.get(kiosk + "/api/state", timeout=5).json(), "the kiosk to answer")
         assert state["sync"] == {}  # no central known: no worker
         wrong = aptic_terminal("activate", "--central", central.url, "--kit", "AK-0", "--code", "X", data_dir=data_dir)
@@ -186,29 +170,9 @@ def test_run_without_a_central_starts_syncing_once_activated(central: Central, o
         answer = requests.post(kiosk + "/api/check", json={"code": passes[2]},
                                headers={"X-CSRF-Token": state["csrf"]}, timeout=5).json()  # fmt: skip
         assert answer["reason"] == "ok" and answer["provisional"] is False  # judged by the central, online
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            exit_code = daemon.wait(15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            raise
     log = daemon.stdout.read() if daemon.stdout else ""
-    assert exit_code == 0, log
+    assert daemon.returncode == 0, log
     assert code not in log  # the activation code is a secret: never in a log
     status = json.loads(aptic_terminal("status", "--json", data_dir=data_dir).stdout)
     assert status["activation"] == "activated" and status["central_url"] == central.url  # the daemon kept it
     assert not (data_dir / "control.sock").exists()
-
-
-def wait_for(probe, what: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    """``probe()``'s first truthy answer; connection errors count as not yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if answer := probe():
-                return answer
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)

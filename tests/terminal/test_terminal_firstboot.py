@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from central_server import Central, free_port
+from terminal_fixtures import running_daemon, wait_for
 
 from provisioning import firstboot as firstboot_module
 from provisioning.firstboot import Wifi, keyfile
@@ -159,42 +158,18 @@ def test_a_running_daemon_is_handed_the_activation(central: Central, organisatio
     at once: no second process writes the files it owns."""
     kit, code = central.add_kit(organisation)
     port = free_port()
-    env = {**os.environ, "APTIC_TERMINAL_DATA_DIR": str(tmp_path / "data"), "APTIC_TERMINAL_CONFIG": "/nonexistent",
-           "APTIC_TERMINAL_KIOSK_PORT": str(port), "GPIOZERO_PIN_FACTORY": "mock"}  # fmt: skip
-    daemon = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run", "--no-scanner"], cwd=REPO, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     kiosk = f"http://127.0.0.1:{port}/api/state"
-    try:
+    with running_daemon(tmp_path / "data", port) as daemon:
         wait_for(lambda: (tmp_path / "data" / "control.sock").exists() and requests.get(kiosk, timeout=5).ok,
                  "the daemon to listen")  # fmt: skip
         card(tmp_path, activation_text(kit, code, central.url))
         out = firstboot(tmp_path)
         assert out.returncode == 0, out.stderr
         wait_for(lambda: requests.get(kiosk, timeout=5).json()["sync"].get("online"), "the daemon to sync")
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            exit_code = daemon.wait(15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            raise
     log = daemon.stdout.read() if daemon.stdout else ""
-    assert exit_code == 0, log
+    assert daemon.returncode == 0, log
     assert code not in log and code not in (tmp_path / "boot" / "aptic-activation.toml").read_text()
     assert status(tmp_path)["activation"] == "activated"  # the daemon kept it: it wrote its own state
-
-
-def wait_for(probe, what: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    """``probe()``'s first truthy answer; connection errors count as not yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if answer := probe():
-                return answer
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_a_power_cut_before_the_rewrite_only_finishes_it(central: Central, organisation: int,

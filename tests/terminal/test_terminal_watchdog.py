@@ -6,28 +6,16 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from central_server import free_port
+from terminal_fixtures import running_daemon, wait_for
 
 from terminal.scanner.process import ReaderProcess
 from terminal.watchdog import Check, Watchdog, daemon_checks, kiosk_check, reader_check, store_check
-
-REPO = Path(__file__).resolve().parent.parent.parent
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_the_daemon_says_ready_then_pings_while_healthy_and_stopping_on_sigterm(tmp_path: Path) -> None:
@@ -35,24 +23,13 @@ def test_the_daemon_says_ready_then_pings_while_healthy_and_stopping_on_sigterm(
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(30)
     port = free_port()
-    env = {**os.environ, "APTIC_TERMINAL_DATA_DIR": str(tmp_path / "data"), "APTIC_TERMINAL_CONFIG": "/nonexistent",
-           "APTIC_TERMINAL_KIOSK_PORT": str(port), "NOTIFY_SOCKET": str(tmp_path / "notify"),
-           "WATCHDOG_USEC": "400000", "GPIOZERO_PIN_FACTORY": "mock"}  # fmt: skip
-    daemon = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run", "--no-scanner"], cwd=REPO, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    try:
+    with running_daemon(tmp_path / "data", port, NOTIFY_SOCKET=str(tmp_path / "notify"),
+                        WATCHDOG_USEC="400000") as daemon:  # fmt: skip
         assert notify.recv(100) == b"READY=1"  # before any ping: the store is open and the kiosk listens
         pings = [notify.recv(100) for _ in range(5)]  # 0.2 s apart; recv's timeout bounds the wait
         assert pings == [b"WATCHDOG=1"] * 5
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            code = daemon.wait(15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            raise
     log = daemon.stdout.read() if daemon.stdout else ""
-    assert code == 0, log
+    assert daemon.returncode == 0, log
     rest = []
     notify.settimeout(5)
     while (message := notify.recv(100)) != b"STOPPING=1":
@@ -102,7 +79,7 @@ def test_a_kiosk_that_does_not_answer_stops_the_pings_and_is_named_once(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     dog.start()
     try:
-        wait_until(lambda: len(pings) >= 3, "pings once the kiosk answers")
+        wait_for(lambda: len(pings) >= 3, "pings once the kiosk answers", timeout=20)
         assert set(pings) == {"WATCHDOG=1"} and dog.failing is None
         assert any("healthy again" in r.getMessage() for r in caplog.records)
     finally:
@@ -146,13 +123,13 @@ def test_the_reader_process_is_alive_while_it_runs_and_not_once_killed(tmp_path:
     assert not reader.alive()
     reader.start()
     try:
-        wait_until(reader.alive, "the reader process to say it reads")
+        wait_for(reader.alive, "the reader process to say it reads", timeout=20)
         check = reader_check(reader)
         assert check() is None
         pid = reader.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not reader.alive(), "the killed reader to count as dead")
+        wait_for(lambda: not reader.alive(), "the killed reader to count as dead", timeout=20)
         assert "douchette reader process is not running" in (check() or "")
     finally:
         reader.stop()
