@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from evdev.device import DeviceInfo
 
 from terminal.scanner import keymaps as k
+from terminal.scanner.reader import ScanDiscard, ScanRead
 from terminal.scanner.typist import Event
 
 INPUT_EVENT = struct.Struct("llHHi")
@@ -132,3 +134,21 @@ class _Ev:
     type: int
     code: int
     value: int
+
+
+class Collector:
+    """What a reader delivered (reads and discards), in order; ``wait(n)`` until it holds ``n`` of them."""
+
+    def __init__(self) -> None:
+        self.items: list[ScanRead | ScanDiscard] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, item: ScanRead | ScanDiscard) -> None:
+        with self.cond:
+            self.items.append(item)
+            self.cond.notify_all()
+
+    def wait(self, n: int, timeout: float = 3.0) -> list[ScanRead | ScanDiscard]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.items) >= n, timeout), f"got {self.items}"
+            return list(self.items)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,28 +18,14 @@ import pytest
 from aptic.passnumber import build, hmac_authenticator
 from terminal.scanner.keymaps import KEY_ENTER
 from terminal.scanner.process import ReaderProcess, reader_args
-from terminal.scanner.reader import INPUT_EVENT, ScanDiscard, ScanRead, read_state
+from terminal.scanner.reader import INPUT_EVENT, ScanRead, read_state
 from terminal.scanner.typist import events_for, key_transitions
 from terminal.scanner.virtual import send
 
+from .fakekernel import Collector
+
 PASS = build(2026, 1234, 7, hmac_authenticator(b"test"))
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Got:
-    def __init__(self) -> None:
-        self.items: list[ScanRead | ScanDiscard] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, item: ScanRead | ScanDiscard) -> None:
-        with self.cond:
-            self.items.append(item)
-            self.cond.notify_all()
-
-    def wait(self, n: int, timeout: float = 10.0) -> list[ScanRead | ScanDiscard]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.items) >= n, timeout), f"got {self.items}"
-            return list(self.items)
 
 
 def wait_until(cond, timeout: float = 10.0, what: str = "condition") -> None:
@@ -56,8 +41,8 @@ def paths(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def reader(paths: dict[str, str]) -> Iterator[tuple[ReaderProcess, Got]]:
-    got = Got()
+def reader(paths: dict[str, str]) -> Iterator[tuple[ReaderProcess, Collector]]:
+    got = Collector()
     args = ["--input-dir", paths["inputs"], "--state", paths["state"], "--virtual", paths["sock"],
             "--virtual-layout", "fr"]  # fmt: skip
     process = ReaderProcess(got, got, args, restart_delay=0.2)
@@ -71,7 +56,7 @@ def test_reads_devices_and_lateness_come_from_the_process(reader, paths) -> None
     assert process.pid is not None and process.pid != os.getpid()
     assert process.priority  # what it obtained: SCHED_RR, a nice value, or normal priority
     send(PASS, paths["sock"])
-    [read] = got.wait(1)
+    [read] = got.wait(1, timeout=10)
     assert (read.device, read.text, read.layout) == ("virtual", PASS, "fr")
     assert isinstance(read, ScanRead) and abs(read.monotonic - time.monotonic()) < 5
     wait_until(lambda: process.devices(), what="the device list")
@@ -93,7 +78,7 @@ def test_a_killed_reader_process_is_started_again(reader, paths) -> None:
     wait_until(lambda: process.pid not in (None, first) and process.devices(), what="a new reader process")
     assert process.restarts == 1
     send(PASS, paths["sock"])
-    assert got.wait(1)[-1].text == PASS
+    assert got.wait(1, timeout=10)[-1].text == PASS
 
 
 def test_scanner_list_shows_the_running_virtual_douchette(reader, paths) -> None:
@@ -117,7 +102,7 @@ def test_kernel_like_events_from_a_fifo_are_read_and_timed(tmp_path: Path) -> No
     """The bench's source: another program writes ``struct input_event`` records stamped on CLOCK_MONOTONIC."""
     fifo = tmp_path / "events"
     os.mkfifo(fifo)
-    got = Got()
+    got = Collector()
     process = ReaderProcess(got, got, ["--input-dir", str(tmp_path / "in"), "--event-pipe", str(fifo)])
     process.start()
     try:
@@ -129,7 +114,7 @@ def test_kernel_like_events_from_a_fifo_are_read_and_timed(tmp_path: Path) -> No
                 time.sleep(0.0002)
             sec, usec = divmod(round(t * 1e6), 1_000_000)
             os.write(fd, INPUT_EVENT.pack(sec, usec, *rest))
-        [read] = got.wait(1)
+        [read] = got.wait(1, timeout=10)
         assert (read.device, read.text, read.layout) == ("event-pipe", PASS, "altnum")
         wait_until(lambda: process.stall().get("count", 0) > 50, what="the stall figures")
         os.close(fd)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import resource
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,26 +16,10 @@ from terminal.scanner import keymaps as k
 from terminal.scanner.reader import ReaderConfig, ScanDiscard, ScannerReader, ScanRead
 from terminal.scanner.typist import type_text
 
-from .fakekernel import FakeKernel
+from .fakekernel import Collector, FakeKernel
 
 PASS = build(2026, 1234, 7, hmac_authenticator(b"test"))
 OTHER = build(2026, 99, 10, hmac_authenticator(b"test"))
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.items: list[ScanRead | ScanDiscard] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, item: ScanRead | ScanDiscard) -> None:
-        with self.cond:
-            self.items.append(item)
-            self.cond.notify_all()
-
-    def wait(self, n: int, timeout: float = 3.0) -> list[ScanRead | ScanDiscard]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.items) >= n, timeout), f"got {self.items}"
-            return list(self.items)
 
 
 @pytest.fixture
