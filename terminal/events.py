@@ -112,18 +112,6 @@ class EventBus:
 
         return unsubscribe
 
-    def after(self, last_id: int | None) -> list[Event]:
-        """Buffered events newer than ``last_id``; all of them for None or an id this bus never gave.
-
-        Silent about a gap: a client that must not miss anything uses :meth:`since`."""
-        with self._changed:
-            return self._after(last_id)
-
-    def _after(self, last_id: int | None) -> list[Event]:
-        if last_id is None or last_id > self._last_id:
-            return list(self._buffer)
-        return [event for event in self._buffer if event.id > last_id]
-
     def since(self, last_id: int) -> list[Event] | None:
         """Events newer than ``last_id``, or None when some of them are no longer buffered (a gap).
 
@@ -139,12 +127,9 @@ class EventBus:
             return None
         return [event for event in self._buffer if event.id > last_id]
 
-    def wait(self, last_id: int | None, timeout: float | None = None) -> list[Event]:
-        """Block until events newer than ``last_id`` exist, or ``timeout`` seconds pass (then [])."""
-        return self._wait(lambda: self._after(last_id), timeout) or []
-
     def wait_since(self, last_id: int, timeout: float | None = None) -> list[Event] | None:
-        """As :meth:`wait`, but None at once on a gap (see :meth:`since`)."""
+        """Block until events newer than ``last_id`` exist, or ``timeout`` seconds pass (then []); None at once
+        on a gap (see :meth:`since`)."""
         return self._wait(lambda: self._since(last_id), timeout)
 
     def _wait(self, found: Callable[[], list[Event] | None], timeout: float | None) -> list[Event] | None:

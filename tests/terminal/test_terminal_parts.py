@@ -58,11 +58,11 @@ def test_event_ids_grow_and_a_stream_resumes_after_the_last_id_seen() -> None:
     bus = EventBus(keep=3, first_id=10)
     ids = [bus.publish("scan", n=n).id for n in range(5)]
     assert ids == [10, 11, 12, 13, 14]
-    assert [e.data["n"] for e in bus.after(12)] == [3, 4]
-    assert [e.id for e in bus.after(None)] == [12, 13, 14]  # only the last 3 are kept
-    assert [e.id for e in bus.after(99)] == [12, 13, 14]  # an id from another run: everything kept
-    assert bus.after(14) == []
-    assert bus.after(13)[0].sse() == 'id: 14\nevent: scan\ndata: {"n":4}\n\n'
+    assert [e.data["n"] for e in bus.since(12)] == [3, 4]
+    assert [e.id for e in bus.since(11)] == [12, 13, 14]  # only the last 3 are kept
+    assert bus.since(10) is None and bus.since(99) is None  # 11 is gone; an id of another run: reload
+    assert bus.since(14) == []
+    assert bus.since(13)[0].sse() == 'id: 14\nevent: scan\ndata: {"n":4}\n\n'
 
 
 def test_a_new_bus_starts_above_the_previous_runs_ids() -> None:
@@ -74,10 +74,10 @@ def test_a_new_bus_starts_above_the_previous_runs_ids() -> None:
 
 def test_wait_blocks_until_an_event_arrives_or_times_out() -> None:
     bus = EventBus(first_id=1)
-    assert bus.wait(bus.last_id, timeout=0.05) == []
+    assert bus.wait_since(bus.last_id, timeout=0.05) == []
     threading.Timer(0.05, lambda: bus.publish("late_rejection", pass_number="1")).start()
     started = time.monotonic()
-    events = bus.wait(bus.last_id, timeout=5)
+    events = bus.wait_since(bus.last_id, timeout=5)
     assert [e.kind for e in events] == ["late_rejection"]
     assert time.monotonic() - started < 2
 
