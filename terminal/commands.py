@@ -115,18 +115,22 @@ def activate_terminal(config: configuration.Config, central: str, kit: str, code
 
     Returns the central's answer without the token; raises :class:`TerminalError` with a French message.
     """
-    from provisioning.activation import activate
-
     try:
         # A running daemon owns the data directory: it activates in-process and starts syncing at once.
         return ask_daemon(config.data_dir / CONTROL_SOCKET, "activate", central=central, kit=kit, code=code,
                           pin_hash=pin_hash)  # fmt: skip
     except NoDaemon:
-        terminal = open_terminal(config)
-        answer = activate(terminal, central, kit, code)
-        if pin_hash:
-            terminal.store.update_state(mediateur_pin_hash=pin_hash)
-        return answer
+        return activate_in_process(open_terminal(config), central, kit, code, pin_hash)
+
+
+def activate_in_process(terminal: Terminal, central: str, kit: str, code: str, pin_hash: str | None) -> dict[str, Any]:
+    """Activate ``terminal`` in this process; ``pin_hash``, if any, is a médiateur PIN for it alone."""
+    from provisioning.activation import activate
+
+    answer = activate(terminal, central, kit, code)
+    if pin_hash:
+        terminal.store.update_state(mediateur_pin_hash=pin_hash)
+    return answer
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
@@ -251,11 +255,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
 
     def activate_for(request: dict[str, Any]) -> dict[str, Any]:
-        answer = activate(terminal, str(request.get("central") or ""), str(request.get("kit") or ""),
-                          str(request.get("code") or ""))  # fmt: skip
-        if request.get("pin_hash"):
-            store.update_state(mediateur_pin_hash=str(request["pin_hash"]))
-        return answer
+        central, kit, code = (str(request.get(key) or "") for key in ("central", "kit", "code"))
+        return activate_in_process(terminal, central, kit, code, request.get("pin_hash") or None)
 
     # `aptic-terminal activate` while this daemon runs is handed over here (see terminal.control).
     control_server = ControlServer(config.data_dir / CONTROL_SOCKET, {"activate": activate_for}).start()
