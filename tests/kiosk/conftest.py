@@ -122,7 +122,7 @@ def kiosk(request: pytest.FixtureRequest, terminal: Terminal) -> Iterator[Served
     extra = getattr(request.module, "extra_routes", None)
     if extra:
         extra(app)
-    server = create_server(app, host="127.0.0.1", port=0, threads=8)
+    server = create_server(app, host="127.0.0.1", port=0, threads=8, asyncore_loop_timeout=0.1)  # prompt stop
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield Served(terminal, feedback, "127.0.0.1", server.effective_port, app.config["CSRF_TOKEN"], app)
@@ -132,11 +132,15 @@ def kiosk(request: pytest.FixtureRequest, terminal: Terminal) -> Iterator[Served
     for ok in taken:
         if ok:
             slots.release()
-    # Close the server from its own loop thread: closed from here, the loop's select() could meet a closed
-    # descriptor (EBADF, an unhandled exception in the server thread).
-    server.trigger.pull_trigger(lambda: [d.close() for d in list(server._map.values())])
+    # Stop the loop before closing anything: closed under a running loop, its select() could meet a closed
+    # descriptor (EBADF in the server thread). An empty map ends the loop at its next turn, every descriptor
+    # still open; no write to the trigger, whose descriptor a closing server may already have released.
+    dispatchers = list(server._map.values())
+    server._map.clear()
     thread.join(timeout=10)
     assert not thread.is_alive(), "the kiosk's server loop did not stop"
+    for dispatcher in dispatchers:
+        dispatcher.close()
     server.task_dispatcher.shutdown()
     feedback.close()
 
