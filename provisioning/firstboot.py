@@ -51,7 +51,9 @@ import ipaddress
 import json
 import logging
 import re
+import subprocess
 import sys
+import time
 import tomllib
 import uuid
 from dataclasses import dataclass
@@ -76,6 +78,7 @@ WIFI_KEYS = ("ssid", "psk", "country")
 # Exit statuses: the first-boot unit and a person reading `systemctl status` tell them apart. UNREACHABLE is
 # worth retrying soon (the network may come up); the others wait for someone to correct the file.
 DONE, ACTIVATION_FAILED, INVALID_FILE, UNREACHABLE = 0, 1, 2, 3
+RETRY_INTERVAL = 3.0  # seconds between tries of an unreachable central (--retry)
 
 
 class InvalidFile(Exception):
@@ -246,6 +249,10 @@ def write_wifi(wifi: Wifi, directory: Path) -> Path:
     path = directory / f"{WIFI_CONNECTION}.nmconnection"
     atomic_write_bytes(path, keyfile(wifi), mode=0o600)
     logger.info("Wi-Fi connection for SSID %r written to %s", wifi.ssid, path)
+    # NetworkManager reads keyfiles when it starts and on reload only; if it runs already, tell it. If it does
+    # not run yet, it reads the file when it starts.
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(["nmcli", "connection", "reload"], capture_output=True, timeout=10, check=False)
     return path
 
 
@@ -370,7 +377,14 @@ def first_boot(boot_dir: Path, config: Any, *, wifi_dir: Path = WIFI_DIR) -> Out
 def cmd_firstboot(args: argparse.Namespace) -> int:
     from terminal.commands import settings
 
-    outcome = first_boot(args.boot_dir, settings(args), wifi_dir=args.wifi_dir)
+    config = settings(args)
+    outcome = first_boot(args.boot_dir, config, wifi_dir=args.wifi_dir)
+    # At power on the network comes a few seconds after this runs (DHCP, Wi-Fi association): an unreachable
+    # central is tried again, for at most --retry seconds. Past that the next boot tries again.
+    deadline = time.monotonic() + args.retry
+    while outcome.status == UNREACHABLE and time.monotonic() + RETRY_INTERVAL < deadline:
+        time.sleep(RETRY_INTERVAL)
+        outcome = first_boot(args.boot_dir, config, wifi_dir=args.wifi_dir)
     if args.json:
         print(json.dumps({"result": outcome.result, "message": outcome.message, "kit_number": outcome.kit_number,
                           "device_id": outcome.device_id}, ensure_ascii=False))  # fmt: skip
@@ -387,5 +401,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--wifi-dir", type=Path, default=WIFI_DIR, metavar="DIR",
                         help=f"where the NetworkManager keyfile goes (default: {WIFI_DIR})")  # fmt: skip
     parser.add_argument("--data-dir", type=Path, help="data directory (default from the settings)")
+    parser.add_argument("--retry", type=float, default=0, metavar="SECONDS",
+                        help="try again while the central does not answer, for at most this long (default 0)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON document")
     parser.set_defaults(func=cmd_firstboot)

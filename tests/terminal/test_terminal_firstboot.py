@@ -128,6 +128,32 @@ def test_a_wrong_code_keeps_the_file_and_explains_in_french(central: Central, or
     assert "Code d'activation incorrect." in error and wrong not in error
 
 
+def test_with_retry_a_central_that_answers_a_little_later_activates_on_the_same_boot(tmp_path: Path) -> None:
+    """At power on the network comes seconds after the first-boot unit: --retry keeps trying until it does."""
+    late = Central(tmp_path / "central")
+    (tmp_path / "central").mkdir()
+    late.cli("init-db")
+    org = late.add_organisation("Médiathèque de Floirac", "20000000000004")
+    late.add_point(org, "Accueil")
+    kit, code = late.add_kit(org)
+    card(tmp_path, activation_text(kit, code, late.url))
+    command = [sys.executable, "-m", "terminal.cli", "firstboot", "--boot-dir", str(tmp_path / "boot"), "--wifi-dir",
+               str(tmp_path / "nm"), "--retry", "120", "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "APTIC_TERMINAL_CONFIG": "/nonexistent"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        error = tmp_path / "boot" / "aptic-activation-erreur.txt"
+        wait_for(lambda: error.exists(), "a first try that found no central", 60)  # it tried, and waits
+        assert process.poll() is None
+        late.start()
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        assert out.startswith("Terminal activé") and not error.exists()
+    finally:
+        process.kill()
+        late.stop()
+
+
 def test_an_unreachable_central_does_not_burn_the_code(tmp_path: Path) -> None:
     """A bus boots before its network is up: the next boot, with the central reachable, activates."""
     late = Central(tmp_path / "central")
