@@ -2,7 +2,7 @@
 # on a fresh Debian machine and safe to run twice.
 VENV := .venv/bin
 
-.PHONY: test lint bench setup demo
+.PHONY: test lint bench setup demo image image-amd64 image-test
 
 setup:
 	@scripts/bootstrap base
@@ -25,3 +25,20 @@ bench: setup
 ## douchette) and the kiosk on http://127.0.0.1:8080; it prints a five-minute tour. Ctrl-C stops it.
 demo:
 	@scripts/demo
+
+## image: the Raspberry Pi image (Debian bookworm arm64) in build/images/: .img.xz, .bmap, .sha256, .packages.
+## Needs root; about 25 min the first time (emulated arm64), less with the package cache (images/README.md).
+image:
+	@scripts/bootstrap image
+	images/build --arch arm64 --out build/images
+
+## image-amd64: the same terminal for a PC (BIOS boot), the image the tests boot.
+image-amd64:
+	@scripts/bootstrap image
+	images/build --arch amd64 --out build/images
+
+## image-test: boot the Pi image's root in qemu-system-aarch64 (-M virt) and check that its units come up.
+image-test:
+	@scripts/bootstrap image
+	APTIC_PI_IMAGE=$$(ls build/images/aptic-terminal-*-arm64.img.xz | tail -n 1) \
+		$(VENV)/python -m pytest -p no:cacheprovider -s tests/system/test_pi_image.py

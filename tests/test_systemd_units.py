@@ -143,6 +143,7 @@ def test_first_boot_runs_once_before_the_daemon_only_with_an_activation_file() -
     assert first["Type"] == ["oneshot"] and "aptic-terminal.service" in first["Before"][0]
     assert first["ConditionPathExists"] == ["/boot/firmware/aptic-activation.toml"]
     assert first["ExecStart"][0].endswith("aptic-terminal firstboot --boot-dir /boot/firmware --retry 90")
+    assert first["ExecStart"][1] == "/bin/chown -R aptic:aptic /var/lib/aptic-terminal"  # root's files to aptic, always
 
 
 def test_the_data_partition_grows_once_mounted_and_a_grown_one_is_not_an_error() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -128,10 +129,11 @@ class FaultProxy:
     Faults: ``slow:<seconds>`` (forward, then wait before answering), ``reset`` (read the request, close the
     connection with a TCP reset, send nothing to the central), ``500_after_commit`` (forward, let the central
     commit, answer 500), ``429:<seconds>`` (answer 429 with Retry-After), ``down`` (close without answer).
-    ``requests`` logs (method, path) of what reached the proxy.
+    ``requests`` logs (method, path) of what reached the proxy. With ``tls`` (a server context), it speaks
+    HTTPS to its clients and plain HTTP to the central.
     """
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, tls: ssl.SSLContext | None = None) -> None:
         self.target = target.removeprefix("http://")
         self.faults: dict[str, deque[str]] = {}
         self.requests: list[tuple[str, str]] = []
@@ -152,7 +154,10 @@ class FaultProxy:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:  # HTTPS, as the central is in the field; the handshake happens in each handler thread
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
+        self.port = self.server.server_address[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def inject(self, prefix: str, *faults: str) -> None:

@@ -1,0 +1,91 @@
+"""Boot of the terminal's image in QEMU: kiosk on screen against multi-user.target, memory, image size, build.
+
+Figures (issue 11's targets):
+
+- boot to the kiosk visible on the guest's screen against boot to ``multi-user.target``, both on the host's
+  clock from power on, in one run: the kiosk's own cost (cage, Chromium, first paint) as a ratio, target
+  ≤ 1.3. Under TCG (no KVM here) Chromium paints in software on an emulated CPU: the ratio measures the
+  emulator more than a Pi, whose GPU composites;
+- memory used in the guest with the kiosk on screen (MemTotal − MemAvailable), target under 300 MB (a Pi
+  Zero 2 W has 512 MB);
+- the image's size compressed (xz -6, as ``make image`` ships it) and raw;
+- the build time of the amd64 image with a warm package cache (the .debs of an earlier build).
+
+Needs root, and builds the amd64 image first if no run left it in the cache (``tests/system/machine.py``).
+``BENCH_BOOT_BUILD=0`` skips the timed rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.system.machine import Machine, built_image, prepare_disk  # noqa: E402
+
+
+def _kiosk_visible(machine: Machine) -> bool:
+    small = machine.screen().resize((160, 100))
+    paper = sum(1 for p in small.getdata() if all(abs(a - b) <= 24 for a, b in zip(p, (246, 245, 240), strict=True)))
+    return paper > 0.5 * 160 * 100
+
+
+def _boot(image: Path, tmp: Path) -> dict[str, float]:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp / "ca.key"), "-out", str(tmp / "ca.pem"), "-days", "1", "-subj", "/CN=bench"],
+                   check=True, capture_output=True)  # fmt: skip
+    disk = prepare_disk(image, tmp, activation=None, ca_pem=tmp / "ca.pem")
+    machine = Machine(disk, tmp / "boot", central_port=9).start()  # no central: the activation screen shows
+    figures: dict[str, float] = {}
+    try:
+        machine.shell_ready(timeout=600)
+        while "multi_user_s" not in figures or "kiosk_s" not in figures:
+            if machine.uptime() > 900:
+                raise RuntimeError("no kiosk within 900 s")
+            if "multi_user_s" not in figures and machine.sh("systemctl is-active multi-user.target")[0] == 0:
+                figures["multi_user_s"] = machine.uptime()
+            if "kiosk_s" not in figures and _kiosk_visible(machine):
+                figures["kiosk_s"] = machine.uptime()
+            time.sleep(0.2)
+        time.sleep(10)  # settled: the page loaded, its first requests answered
+        meminfo = dict(line.split(":") for line in machine.sh("cat /proc/meminfo")[1].splitlines() if ":" in line)
+        kib = int(meminfo["MemTotal"].split()[0]) - int(meminfo["MemAvailable"].split()[0])
+        figures["memory_mb"] = kib / 1024
+        figures["analyze"] = machine.sh("systemd-analyze")[1]  # type: ignore[assignment]
+    finally:
+        machine.kill()
+    return figures
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        print("skipped: needs root (the image is built with mmdebstrap in root mode)")
+        return
+    image = built_image("amd64")
+    with tempfile.TemporaryDirectory(prefix="aptic-bench-boot-") as name:
+        tmp = Path(name)
+        figures = _boot(image, tmp)
+        ratio = figures["kiosk_s"] / figures["multi_user_s"]
+        print(f"boot, from power on (QEMU TCG, 2 vCPU): multi-user.target {figures['multi_user_s']:.1f} s, "
+              f"kiosk on screen {figures['kiosk_s']:.1f} s: ratio {ratio:.2f} (target <= 1.3)")  # fmt: skip
+        print(f"  guest's own account: {str(figures['analyze']).splitlines()[0]}")
+        print(f"memory used with the kiosk on screen: {figures['memory_mb']:.0f} MB (target < 300 MB)")
+        started = time.perf_counter()
+        packed = tmp / "image.img.xz"
+        with packed.open("wb") as out:
+            subprocess.run(["xz", "-T0", "-6", "-c", str(image)], stdout=out, check=True)
+        print(f"image (amd64): {image.stat().st_size / 2**20:.0f} MiB raw, {packed.stat().st_size / 2**20:.0f} MiB "
+              f"with xz -6 ({time.perf_counter() - started:.0f} s to compress)")  # fmt: skip
+        for shipped in sorted((REPO / "build" / "images").glob("*.img.xz")):
+            print(f"  {shipped.name}: {shipped.stat().st_size / 2**20:.0f} MiB (make image)")
+        if os.environ.get("BENCH_BOOT_BUILD", "1") != "0":
+            started = time.perf_counter()
+            subprocess.run([str(REPO / "images" / "build"), "--arch", "amd64", "--raw", "--out", str(tmp / "build")],
+                           check=True, capture_output=True)  # fmt: skip
+            print(f"build of the amd64 image with a warm package cache: {time.perf_counter() - started:.0f} s")

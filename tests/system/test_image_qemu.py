@@ -1,0 +1,289 @@
+"""System test: the terminal's own disk image (amd64, the Pi's recipe) boots in QEMU and works as a device.
+
+What a médiathèque would notice, on a real kernel and a real systemd, with nothing mocked inside the guest:
+a card with an activation file activates the terminal at first boot and loses its code; the screen shows the
+kiosk (the guest's display, as QEMU shows it, against headless Chromium's screenshot of the same page); a
+pass typed on the USB douchette turns the screen green within 2 s; a power cut right after "Enregistré",
+while the central had committed the scan but answered 500, loses nothing and pays the pass once; a hung
+daemon is restarted by its watchdog; a killed browser comes back; the root is read-only and the data
+partition grew to the card. The guest reaches the world only through a forward to the test's central, over
+TLS with verification on (tests/system/machine.py says what the test's copy of the image adds).
+
+The tests share one machine and run in order: first boot, then the power cut and the next boot. The image
+is built once per content of its recipe and the project (``~/.cache/aptic-terminal/images``).
+"""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image, ImageChops, ImageStat
+
+from terminal.scanner.keymaps import KEY_ENTER
+from terminal.scanner.typist import key_transitions
+
+from .machine import CENTRAL_IP, Machine, boot_read, built_image, ext4_list, ext4_read, prepare_disk
+from .qemu import QemuUnavailable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "terminal"))
+from central_server import Central, FaultProxy
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]
+
+PIN = "2468"
+SERVICE = 48
+GREEN = (0, 122, 61)  # --valid in kiosk.css: the verdict screen of a valid pass
+PAPER = (246, 245, 240)  # --paper: the kiosk's background
+ENTER = [(KEY_ENTER, 1), (KEY_ENTER, 0)]
+
+
+@dataclass
+class Site:
+    central: Central
+    proxy: FaultProxy
+    organisation: int
+    kit: str
+    code: str
+    passes: list[str]
+    ca: Path
+
+    def paid(self) -> int:
+        month = time.strftime("%Y-%m")
+        return self.central.cli("statement", "--organisation", str(self.organisation), "--month", month,
+                                "--json")["passes"]  # fmt: skip
+
+    def scans_posted(self) -> int:
+        return sum(1 for method, path in self.proxy.requests if method == "POST" and path.endswith("/scans"))
+
+
+def make_pki(directory: Path) -> tuple[Path, ssl.SSLContext]:
+    """A CA of the test's own and a certificate for the central's address in the guest (10.0.2.100)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=aptic test CA")
+    openssl("req", *ec, "-keyout", "central.key", "-out", "central.csr", "-subj", f"/CN={CENTRAL_IP}")
+    (directory / "ext.cnf").write_text(f"subjectAltName=IP:{CENTRAL_IP}\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "central.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "ext.cnf", "-out", "central.pem")  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(directory / "central.pem", directory / "central.key")
+    return directory / "ca.pem", context
+
+
+@pytest.fixture(scope="module")
+def image() -> Path:
+    try:
+        return built_image("amd64")
+    except QemuUnavailable as e:
+        pytest.fail(f"the image test cannot run on this machine: {e}")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    directory = tmp_path_factory.mktemp("image-central")
+    central = Central(directory).start()
+    ca, tls = make_pki(directory)
+    proxy = FaultProxy(central.url, tls=tls)
+    organisation = central.add_organisation("Médiathèque de Cenon", "20000000000003")
+    central.add_point(organisation, "Espace numérique")
+    central.cli("set-pin", "--organisation", str(organisation), "--pin", PIN)
+    kit, code = central.add_kit(organisation)
+    yield Site(central, proxy, organisation, kit, code, central.issue(2), ca)
+    proxy.close()
+    central.stop()
+
+
+@dataclass
+class Device:
+    disk: Path
+    workdir: Path
+    machine: Machine
+
+
+@pytest.fixture(scope="module")
+def device(image: Path, site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Device]:
+    workdir = tmp_path_factory.mktemp("image-device")
+    activation = f'kit_number = "{site.kit}"\nactivation_code = "{site.code}"\ncentral_url = "https://{CENTRAL_IP}"\n'
+    disk = prepare_disk(image, workdir, activation=activation, ca_pem=site.ca)
+    machine = Machine(disk, workdir / "boot-1", site.proxy.port).start()
+    device = Device(disk, workdir, machine)
+    yield device
+    device.machine.kill()
+
+
+# -- helpers: the kiosk over the forwarded port, and the screen -------------------------------------------------
+
+
+def kiosk_state(machine: Machine) -> dict:
+    answer = requests.get(f"{machine.kiosk_url}/api/state", timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def kiosk_post(machine: Machine, path: str, body: dict) -> requests.Response:
+    csrf = kiosk_state(machine)["csrf"]
+    return requests.post(f"{machine.kiosk_url}/api{path}", json=body, headers={"X-CSRF-Token": csrf}, timeout=30)
+
+
+def share(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 24) -> float:
+    """The fraction of the screen within ``tolerance`` of ``colour`` on every channel."""
+    small = image.resize((160, 100), Image.NEAREST)
+    near = [p for p in small.getdata() if all(abs(a - b) <= tolerance for a, b in zip(p, colour, strict=True))]
+    return len(near) / (160 * 100)
+
+
+def host_screenshot(url: str, path: Path) -> Image.Image:
+    """The same page in the host's headless Chromium, at the guest's resolution."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="fr-FR")
+        page.goto(url)
+        page.wait_for_selector("#home.active", timeout=30_000)
+        page.screenshot(path=str(path))
+        browser.close()
+    with Image.open(path) as shot:
+        return shot.convert("RGB")
+
+
+def difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference (0-255) of two screens, both blurred to 160×100 grey: layout and colours count,
+    anti-aliasing and a clock's digits hardly."""
+    small = [im.convert("L").resize((160, 100), Image.BILINEAR) for im in (a, b)]
+    return ImageStat.Stat(ImageChops.difference(*small)).mean[0]
+
+
+def wait_kiosk_on_screen(machine: Machine, timeout: float = 400) -> Image.Image:
+    return machine.wait_for(lambda: share(s := machine.screen(), PAPER) > 0.5 and s,
+                            "the kiosk page on the guest's screen", timeout, interval=1)  # fmt: skip
+
+
+# -- first boot -------------------------------------------------------------------------------------------------
+
+
+def test_first_boot_activates_from_the_card_and_erases_its_code(device: Device, site: Site) -> None:
+    m = device.machine
+    m.shell_ready()
+    state = m.wait_for(lambda: (s := kiosk_state(m))["status"]["activation"] == "activated" and s,
+                       "an activated terminal", 300)  # fmt: skip
+    assert state["organisation"] == "Médiathèque de Cenon"
+    devices = site.central.cli("devices", "--organisation", str(site.organisation), "--json")
+    assert [d["kit_number"] for d in devices] == [site.kit]
+    status, card = m.sh("cat /boot/firmware/aptic-activation.toml")
+    assert status == 0 and f'kit_number = "{site.kit}"' in card
+    assert site.code not in card and "activation_code" not in card.split("#")[0]
+    status, journal = m.sh("journalctl -b --no-pager")
+    assert status == 0 and site.code not in journal  # the code never reaches a log
+
+
+def test_the_screen_shows_the_kiosk_as_chromium_renders_it(device: Device, tmp_path: Path) -> None:
+    m = device.machine
+    guest = wait_kiosk_on_screen(m)
+    guest.save(device.workdir / "guest-screen.png")
+    host = host_screenshot(m.kiosk_url + "/", tmp_path / "host.png")
+    host.save(device.workdir / "host-screen.png")
+    assert difference(guest, host) < 12, f"guest and host screens differ (see {device.workdir})"
+    black = Image.new("RGB", guest.size)
+    assert difference(guest, black) > 100  # and it is not a dark screen that would match anything dark
+
+
+def test_a_pass_on_the_douchette_turns_the_screen_green_within_2_s(device: Device, site: Site) -> None:
+    m = device.machine
+    wait_kiosk_on_screen(m)
+    m.wait_for(lambda: kiosk_state(m)["scanners"], "the douchette grabbed by the reader", 60)
+    m.type(key_transitions(site.passes[0], "us") + ENTER)
+    typed = time.monotonic()
+    m.wait_for(lambda: share(m.screen(), GREEN) > 0.3, "a green screen", 30, interval=0.05)
+    elapsed = time.monotonic() - typed
+    m.screen().save(device.workdir / "green.png")
+    assert elapsed < 2.0, f"the screen turned green {elapsed:.2f} s after the scan"
+
+
+def test_a_power_cut_right_after_enregistre_pays_the_pass_exactly_once(device: Device, site: Site) -> None:
+    m = device.machine
+    assert kiosk_post(m, "/mediateur/login", {"pin": PIN}).ok
+    assert kiosk_post(m, "/entry", {"service": SERVICE}).ok
+    m.type(key_transitions(site.passes[5], "us") + ENTER)
+    m.wait_for(lambda: len((kiosk_state(m)["status"]["entry"] or {}).get("passes", [])) == 1, "the pass in the entry")
+    # The central commits the scan and answers 500, as often as the terminal tries before the plug is pulled.
+    site.proxy.inject("/api/v1/scans", *["500_after_commit"] * 50)
+    posted = site.scans_posted()
+    receipt = kiosk_post(m, "/entry/submit", {})
+    assert receipt.ok  # the screen says "Enregistré" on this answer
+    m.wait_for(lambda: site.scans_posted() > posted, "the scan reaching the central", 60, interval=0.1)
+    m.kill()  # the bus's engine stops: no shutdown, no flush but what the terminal did itself
+    assert site.paid() == 1
+
+    # The card, read as a PC would: the code is gone, the kit number stays.
+    card = boot_read(device.disk, "aptic-activation.toml")
+    assert card is not None and site.kit in card and site.code not in card
+
+    site.proxy.faults.clear()
+    device.machine = m = Machine(device.disk, device.workdir / "boot-2", site.proxy.port).start()
+    m.shell_ready()
+    m.wait_for(lambda: kiosk_state(m)["status"]["outbox"]["pending"] == 0, "the outbox drained", 300)
+    assert site.scans_posted() > posted + 1  # it was sent again after the boot...
+    assert site.paid() == 1  # ...and paid once
+
+
+# -- the next boot: watchdog, browser, read-only root -----------------------------------------------------------
+
+
+def main_pid(m: Machine, unit: str) -> int:
+    return int(m.sh(f"systemctl show -p MainPID --value {unit}")[1].strip() or 0)
+
+
+def test_a_hung_daemon_is_restarted_by_its_watchdog(device: Device) -> None:
+    m = device.machine
+    m.wait_for(lambda: main_pid(m, "aptic-terminal") > 0, "the daemon running")
+    hung = main_pid(m, "aptic-terminal")
+    assert m.sh(f"kill -STOP {hung}")[0] == 0
+    stopped = time.monotonic()
+    new = m.wait_for(lambda: (p := main_pid(m, "aptic-terminal")) not in (0, hung) and p, "a new daemon", 120)
+    m.wait_for(lambda: kiosk_state(m)["status"]["activation"] == "activated", "the kiosk answering again", 120)
+    assert time.monotonic() - stopped < 90  # WatchdogSec=30s, then the restart
+    assert "Watchdog timeout" in m.journal("aptic-terminal", 200)
+    assert new != hung
+
+
+def test_a_killed_browser_comes_back(device: Device) -> None:
+    m = device.machine
+    wait_kiosk_on_screen(m)
+    assert m.sh("pkill -KILL -x chromium")[0] == 0
+    m.wait_for(lambda: share(m.screen(), PAPER) < 0.5, "the screen without the browser", 60, interval=0.2)
+    wait_kiosk_on_screen(m, 300)
+
+
+def test_the_root_is_read_only_and_the_data_partition_fills_the_card(device: Device) -> None:
+    m = device.machine
+    status, out = m.sh("touch /etc/written-at-run-time")
+    assert status != 0 and "Read-only file system" in out
+    _, options = m.sh("findmnt -no OPTIONS /")
+    assert options.split(",")[0] == "ro"
+    _, size = m.sh("lsblk -bno SIZE /dev/disk/by-label/aptic-data")
+    _, fs = m.sh("df -B1 --output=size /var/lib/aptic | tail -1")
+    assert int(size) > 1024**3 and int(fs) > 1024**3  # the 256 MiB partition grew with the card (+1 GiB)
+
+
+def test_the_image_holds_no_identity_and_no_secret(image: Path) -> None:
+    assert ext4_read(image, 1, "/etc/machine-id") == ""  # systemd makes one in RAM at each boot
+    assert ext4_read(image, 1, "/var/lib/dbus/machine-id") in (None, "")
+    assert not [f for f in ext4_list(image, 1, "/etc/ssh") if f.startswith("ssh_host")]  # no SSH server at all
+    assert ext4_read(image, 1, "/var/lib/NetworkManager/secret_key") is None
+    assert ext4_list(image, 2, "/terminal") == [] and ext4_list(image, 2, "/network") == []  # no token, no Wi-Fi
+    assert boot_read(image, "aptic-activation.toml") is None
+    assert ext4_list(image, 1, "/opt/aptic-terminal/current/lib/python3.11/site-packages/sqlalchemy") == []
+    assert "evdev" in " ".join(ext4_list(image, 1, "/opt/aptic-terminal/current/lib/python3.11/site-packages"))
