@@ -32,7 +32,7 @@ from tests.system.machine import Machine, built_image, prepare_disk  # noqa: E40
 
 def _kiosk_visible(machine: Machine) -> bool:
     small = machine.screen().resize((160, 100))
-    paper = sum(1 for p in small.getdata() if all(abs(a - b) <= 24 for a, b in zip(p, (246, 245, 240), strict=True)))
+    paper = sum(1 for p in small.getdata() if all(abs(a - b) <= 4 for a, b in zip(p, (246, 245, 240), strict=True)))
     return paper > 0.5 * 160 * 100
 
 

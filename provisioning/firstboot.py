@@ -50,6 +50,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -369,6 +370,10 @@ def first_boot(boot_dir: Path, config: Any, *, wifi_dir: Path = WIFI_DIR) -> Out
 
     if activation.has_secrets:  # also when a power cut came between the activation and this rewrite
         atomic_write_bytes(path, used_file(activation, device_id=device_id, when=when), mode=None)
+        # vfat's fsync of a directory did not reach the disk (seen in QEMU: a power cut minutes later found the
+        # old directory entry over a freed cluster, and the code back on the card). A whole sync, once per
+        # activation, does; the image also mounts the boot partition with "sync".
+        os.sync()
         logger.info("Secrets erased from %s", path)
     clear_error(boot_dir)
     return Outcome(DONE, result, message, kit, device_id)
@@ -402,6 +407,6 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help=f"where the NetworkManager keyfile goes (default: {WIFI_DIR})")  # fmt: skip
     parser.add_argument("--data-dir", type=Path, help="data directory (default from the settings)")
     parser.add_argument("--retry", type=float, default=0, metavar="SECONDS",
-                        help="try again while the central does not answer, for at most this long (default 0)")  # fmt: skip
+                        help="try again while the central does not answer, for at most this long")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON document")
     parser.set_defaults(func=cmd_firstboot)
