@@ -288,6 +288,17 @@ def test_the_root_is_read_only_and_the_data_partition_fills_the_card(device: Dev
     assert int(size) > 1024**3 and int(fs) > 1024**3  # the 256 MiB partition grew with the card (+1 GiB)
 
 
+def test_the_device_keeps_time_logs_in_ram_and_arms_the_watchdogs(device: Device) -> None:
+    m = device.machine
+    assert m.sh("systemctl show -p RuntimeWatchdogUSec --value")[1].strip() == "15s"
+    assert m.sh("test -c /dev/watchdog0")[0] == 0  # QEMU's i6300esb, a Pi's bcm2835-wdt
+    source = m.sh("findmnt -no SOURCE /var/lib/systemd/timesync")[1].strip()  # e.g. /dev/vda3[/timesync]
+    assert source.split("[")[0] == m.sh("blkid -L aptic-data")[1].strip()  # the clock file outlives a boot
+    assert m.sh("test -e /var/lib/systemd/timesync/clock")[0] == 0
+    assert m.sh("test -d /run/log/journal && ! test -d /var/log/journal")[0] == 0  # the journal stays in RAM
+    assert "SCHED_RR 10" in m.journal("aptic-terminal", 400)  # LimitRTPRIO lets the reader take it, unprivileged
+
+
 def test_the_image_holds_no_identity_and_no_secret(image: Path) -> None:
     assert ext4_read(image, 1, "/etc/machine-id") == ""  # systemd makes one in RAM at each boot
     assert ext4_read(image, 1, "/var/lib/dbus/machine-id") in (None, "")
