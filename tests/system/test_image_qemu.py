@@ -144,18 +144,26 @@ def share(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 4) 
     return len(near) / (160 * 100)
 
 
-def host_screenshot(url: str, path: Path) -> Image.Image:
-    """The same page in the host's headless Chromium, at the guest's resolution."""
-    from playwright.sync_api import sync_playwright
+SCREENSHOT = """
+import sys
+from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
-        page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="fr-FR")
-        page.goto(url)
-        page.wait_for_selector("#home.active", timeout=30_000)
-        page.screenshot(path=str(path))
-        browser.close()
+url, path = sys.argv[1:]
+flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="fr-FR")
+    page.goto(url)
+    page.wait_for_selector("#home.active", timeout=30_000)
+    page.screenshot(path=path)
+    browser.close()
+"""
+
+
+def host_screenshot(url: str, path: Path) -> Image.Image:
+    """The same page in the host's headless Chromium, at the guest's resolution. In a process of its own:
+    Playwright's sync API refuses to start where another test's Playwright left an event loop running."""
+    subprocess.run([sys.executable, "-c", SCREENSHOT, url, str(path)], check=True, timeout=120)
     with Image.open(path) as shot:
         return shot.convert("RGB")
 
