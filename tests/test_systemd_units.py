@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 UNITS = Path(__file__).resolve().parent.parent / "systemd"
-SERVICES = ["aptic-terminal.service", "aptic-kiosk-screen.service", "aptic-firstboot.service",
-            "aptic-grow-data.service"]
+SERVICES = [
+    "aptic-terminal.service",
+    "aptic-kiosk-screen.service",
+    "aptic-firstboot.service",
+    "aptic-grow-data.service",
+]
 EXPOSURE_LIMIT = 2.5  # measured 2.0 for aptic-terminal.service with systemd 252
 
 pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")

@@ -56,8 +56,9 @@ from .qemu import QCODES, QemuUnavailable
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_INPUTS = ["images", "systemd", "terminal", "aptic", "kiosk_ui", "provisioning", "central", "pyproject.toml"]
 CENTRAL_IP = "10.0.2.100"
-TEST_WORDS = ("systemd.setenv=WLR_RENDERER=pixman systemd.wants=aptic-test-shell.service "
-              "systemd.wants=aptic-test-kiosk.socket")
+TEST_WORDS = (
+    "systemd.setenv=WLR_RENDERER=pixman systemd.wants=aptic-test-shell.service systemd.wants=aptic-test-kiosk.socket"
+)
 KIOSK_PROXY_PORT = 8081
 # The kiosk listens on the guest's 127.0.0.1 only, where QEMU's forwards cannot reach: systemd's own proxy
 # carries the forwarded port to it.
