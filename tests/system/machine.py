@@ -80,10 +80,11 @@ DefaultDependencies=no
 After=systemd-remount-fs.service dev-{tty}.device
 BindsTo=dev-{tty}.device
 IgnoreOnIsolate=yes
+StartLimitIntervalSec=0
 
 [Service]
 Environment=SYSTEMD_PAGER=cat SYSTEMD_COLORS=0 TERM=dumb
-ExecStart=/bin/sh -c 'stty -F /dev/{tty} raw -echo 115200 && exec /bin/sh </dev/{tty} >/dev/{tty} 2>&1'
+ExecStart=/bin/sh -c 'stty -F /dev/{tty} raw -echo; exec /bin/sh </dev/{tty} >/dev/{tty} 2>&1'
 Restart=always
 RestartSec=0
 """
