@@ -7,7 +7,9 @@ Figures (issue 11's targets):
   ≤ 1.3. Under TCG (no KVM here) Chromium paints in software on an emulated CPU: the ratio measures the
   emulator more than a Pi, whose GPU composites;
 - memory used in the guest with the kiosk on screen (MemTotal − MemAvailable), target under 300 MB (a Pi
-  Zero 2 W has 512 MB);
+  Zero 2 W has 512 MB), in a 2 GiB guest (``BENCH_BOOT_MEMORY_MIB``). Chromium sizes its caches to the
+  memory it finds, so this overstates a 512 MB board; but a 512 MiB guest did not show the kiosk within
+  300 s in one run (on a loaded host; not understood yet), so the default stays 2 GiB;
 - the image's size compressed (xz -6, as ``make image`` ships it) and raw;
 - the build time of the amd64 image with a warm package cache (the .debs of an earlier build).
 
@@ -41,7 +43,8 @@ def _boot(image: Path, tmp: Path) -> dict[str, float]:
                     "-keyout", str(tmp / "ca.key"), "-out", str(tmp / "ca.pem"), "-days", "1", "-subj", "/CN=bench"],
                    check=True, capture_output=True)  # fmt: skip
     disk = prepare_disk(image, tmp, activation=None, ca_pem=tmp / "ca.pem")
-    machine = Machine(disk, tmp / "boot", central_port=9).start()  # no central: the activation screen shows
+    memory = int(os.environ.get("BENCH_BOOT_MEMORY_MIB", "2048"))
+    machine = Machine(disk, tmp / "boot", central_port=9, memory_mib=memory).start()  # no central: activation screen
     figures: dict[str, float] = {}
     try:
         machine.shell_ready(timeout=600)
@@ -75,7 +78,9 @@ def main() -> None:
         print(f"boot, from power on (QEMU TCG, 2 vCPU): multi-user.target {figures['multi_user_s']:.1f} s, "
               f"kiosk on screen {figures['kiosk_s']:.1f} s: ratio {ratio:.2f} (target <= 1.3)")  # fmt: skip
         print(f"  guest's own account: {str(figures['analyze']).splitlines()[0]}")
-        print(f"memory used with the kiosk on screen: {figures['memory_mb']:.0f} MB (target < 300 MB)")
+        memory = os.environ.get("BENCH_BOOT_MEMORY_MIB", "2048")
+        used = figures["memory_mb"]
+        print(f"memory used with the kiosk on screen, {memory} MiB guest: {used:.0f} MB (target < 300 MB)")
         started = time.perf_counter()
         packed = tmp / "image.img.xz"
         with packed.open("wb") as out:
