@@ -124,7 +124,13 @@ def require_qemu() -> None:
 
 def kernel_version() -> str:
     """The kernel Debian's ``linux-image-amd64`` depends on now (e.g. ``6.1.0-56-amd64``)."""
-    out = _run("apt-cache", "depends", "linux-image-amd64")
+    try:
+        out = _run("apt-cache", "depends", "linux-image-amd64")
+    except QemuUnavailable:
+        if os.geteuid() != 0:
+            raise
+        _run("apt-get", "update", "-qq")  # apt's lists were cleaned (some container images do)
+        out = _run("apt-cache", "depends", "linux-image-amd64")
     m = re.search(r"Depends:\s*linux-image-(\d[^\s]*)", out)
     if not m:
         raise QemuUnavailable(f"apt-cache names no kernel for linux-image-amd64 (run apt-get update?): {out[:200]}")
