@@ -51,7 +51,7 @@ from typing import Any
 
 from PIL import Image
 
-from .qemu import QCODES, QemuUnavailable
+from .qemu import QemuUnavailable, key_event, qmp_request
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_INPUTS = ["images", "systemd", "terminal", "aptic", "kiosk_ui", "provisioning", "central", "pyproject.toml"]
@@ -417,20 +417,7 @@ class Machine:
     # -- QMP: screen and douchette -----------------------------------------------------------------------------
 
     def qmp(self, command: str, **arguments: object) -> Any:
-        msg: dict[str, object] = {"execute": command}
-        if arguments:
-            msg["arguments"] = arguments
-        self._qmp.write(json.dumps(msg) + "\n")
-        self._qmp.flush()
-        while True:
-            line = self._qmp.readline()
-            if not line:
-                raise AssertionError(f"QMP closed during {command}\n{self.tail()}")
-            reply = json.loads(line)
-            if "return" in reply:
-                return reply["return"]
-            if "error" in reply:
-                raise AssertionError(f"QMP {command} failed: {reply['error']}")
+        return qmp_request(self._qmp, command, arguments, self.tail)
 
     def screen(self) -> Image.Image:
         """What the guest's display shows now."""
@@ -446,8 +433,7 @@ class Machine:
     def type(self, transitions: list[tuple[int, int]], interval: float = 0.008) -> None:
         """Type key transitions ``(linux key code, 1 down / 0 up)`` on the USB douchette."""
         for code, value in transitions:
-            event = {"type": "key", "data": {"down": bool(value), "key": {"type": "qcode", "data": QCODES[code]}}}
-            self.qmp("input-send-event", events=[event])
+            self.qmp("input-send-event", events=[key_event(code, value)])
             time.sleep(interval)  # QEMU queues 16 transitions per keyboard and drops the rest (qemu.py)
 
 

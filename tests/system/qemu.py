@@ -50,7 +50,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from terminal.scanner import keymaps as k
 
@@ -90,6 +92,30 @@ QCODES: dict[int, str] = {
     k.KEY_ENTER: "ret", k.KEY_KPENTER: "kp_enter", k.KEY_TAB: "tab", k.KEY_CAPSLOCK: "caps_lock",
     k.KEY_NUMLOCK: "num_lock", k.KEY_SPACE: "spc", k.KEY_MINUS: "minus", k.KEY_EQUAL: "equal",
 }  # fmt: skip
+
+
+def qmp_request(channel: Any, command: str, arguments: dict[str, object], tail: Callable[[], str]) -> Any:
+    """Send one QMP command on ``channel`` (a text file over QEMU's socket) and return its answer; events
+    that arrive before it are skipped. ``tail`` says what the guest printed last, for the failure message."""
+    msg: dict[str, object] = {"execute": command}
+    if arguments:
+        msg["arguments"] = arguments
+    channel.write(json.dumps(msg) + "\n")
+    channel.flush()
+    while True:
+        line = channel.readline()
+        if not line:
+            raise AssertionError(f"QMP closed during {command}\n{tail()}")
+        reply = json.loads(line)
+        if "return" in reply:
+            return reply["return"]
+        if "error" in reply:
+            raise AssertionError(f"QMP {command} failed: {reply['error']}")
+
+
+def key_event(code: int, value: int) -> dict[str, object]:
+    """The QMP ``input-send-event`` event for a Linux key code going down (1) or up (0)."""
+    return {"type": "key", "data": {"down": bool(value), "key": {"type": "qcode", "data": QCODES[code]}}}
 
 
 class QemuUnavailable(RuntimeError):
@@ -307,26 +333,12 @@ class Guest:
 
     def qmp(self, command: str, **arguments: object) -> object:
         assert self._qmp_file is not None
-        msg: dict[str, object] = {"execute": command}
-        if arguments:
-            msg["arguments"] = arguments
-        self._qmp_file.write(json.dumps(msg) + "\n")
-        self._qmp_file.flush()
-        while True:
-            line = self._qmp_file.readline()
-            if not line:
-                raise AssertionError(f"QMP closed during {command}\n{self.tail()}")
-            reply = json.loads(line)
-            if "return" in reply:
-                return reply["return"]
-            if "error" in reply:
-                raise AssertionError(f"QMP {command} failed: {reply['error']}")
+        return qmp_request(self._qmp_file, command, arguments, self.tail)
 
     def press(self, transitions: list[tuple[int, int]], interval: float = 0.008) -> None:
         """Type key transitions ``(linux key code, 1 down / 0 up)`` on the USB keyboard, one every ``interval``."""
         for code, value in transitions:
-            event = {"type": "key", "data": {"down": bool(value), "key": {"type": "qcode", "data": QCODES[code]}}}
-            self.qmp("input-send-event", events=[event])  # QEMU routes it to the (only) keyboard
+            self.qmp("input-send-event", events=[key_event(code, value)])  # QEMU routes it to the (only) keyboard
             time.sleep(interval)
 
     def unplug(self) -> None:
