@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, jsonify, render_template, request
 
 from kiosk_ui import security
 from kiosk_ui.api import api
@@ -47,6 +48,7 @@ class Kiosk:
     pin_hash: Callable[[], str | None] = lambda: None
     version: str = "dev"
     mediateur: MediateurSession = field(init=False)
+    page_seen: float = field(default_factory=time.monotonic, init=False)  # the page's last request, or the start
 
 
 def create_app(kiosk: Kiosk, **config: Any) -> Flask:
@@ -66,9 +68,18 @@ def create_app(kiosk: Kiosk, **config: Any) -> Flask:
     def page():  # type: ignore[no-untyped-def]
         return render_template("index.html", csrf=app.config["CSRF_TOKEN"], version=kiosk.version)
 
+    @app.before_request
+    def note_the_page() -> None:
+        # The page asks for the state at least every 30 s. The screen's watchdog (aptic-screen-watchdog in
+        # systemd/) reads page_quiet_s from /healthz: a renderer that crashed or hung stops calling, and the
+        # screen is restarted instead of leaving Chromium's error page up.
+        if request.path != "/healthz":
+            kiosk.page_seen = time.monotonic()
+
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
-        return jsonify(status="ok")
+        # Seconds since the page's last call, or since the kiosk started if it has not called yet.
+        return jsonify(status="ok", page_quiet_s=round(time.monotonic() - kiosk.page_seen, 1))
 
     return app
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
+import queue
 import re
 import shutil
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -41,6 +48,40 @@ def runnable_copy(name: str, directory: Path, text: str | None = None) -> Path:
     path = directory / name
     path.write_text(text)
     return path
+
+
+@dataclass
+class Health:
+    """A stand-in for the terminal's /healthz: the screen's scripts only ask it, over HTTP."""
+
+    url: str
+    page_quiet_s: float = 0.0
+    status: int = 200
+
+
+@contextlib.contextmanager
+def healthz() -> Iterator[Health]:
+    health = Health("")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "ok", "page_quiet_s": health.page_quiet_s}).encode()
+            self.send_response(health.status if self.path == "/healthz" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    health.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield health
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def verify(path: Path) -> subprocess.CompletedProcess[str]:
@@ -101,45 +142,78 @@ def test_the_screen_never_waits_for_the_network_or_the_clock() -> None:
     )
     for target in ("network-online.target", "network.target", "time-sync.target", "systemd-time-wait-sync"):
         assert target not in ordering
-    assert "aptic-terminal.service" in screen["Wants"][0] and "aptic-terminal.service" in ordering
+    # Beside the terminal, not after it: its first page waits for /healthz (aptic-screen-starting.html).
+    assert "aptic-terminal.service" in screen["Wants"][0]
+    assert not any("aptic-terminal.service" in after for after in screen["After"])
+    assert "aptic-screen-starting.html?kiosk=" in (UNITS / "aptic-screen-session").read_text()
     assert screen["Restart"] == ["always"] and screen["ExecStartPre"] == [
         "/usr/lib/aptic-terminal/aptic-screen-prepare"
     ]
     assert screen["PAMName"] == ["login"] and screen["TTYPath"] == ["/dev/tty1"]
 
 
-def test_the_screen_waits_for_healthz_within_its_bound_and_clears_the_crash_flags(tmp_path: Path) -> None:
+def test_the_screen_clears_the_crash_flags_before_each_start(tmp_path: Path) -> None:
     profile = tmp_path / "chromium"
     (profile / "Default").mkdir(parents=True)
     prefs = profile / "Default" / "Preferences"
     prefs.write_text('{"profile":{"exit_type":"Crashed","exited_cleanly":false,"name":"x"}}')
-    env = {"PATH": "/usr/bin:/bin", "APTIC_SCREEN_URL": "http://127.0.0.1:9/", "APTIC_SCREEN_WAIT": "1",
-           "APTIC_SCREEN_PROFILE": str(profile)}  # fmt: skip
-    nobody = subprocess.run([str(UNITS / "aptic-screen-prepare")], env=env, capture_output=True, text=True, timeout=30)
-    assert nobody.returncode == 1 and "did not answer http://127.0.0.1:9/healthz within 1 s" in nobody.stderr
-    assert "Crashed" in prefs.read_text()  # not cleared before the kiosk answered
-
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Healthz(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/healthz" else 404)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthz)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        env["APTIC_SCREEN_URL"] = f"http://127.0.0.1:{server.server_address[1]}/"
-        ok = subprocess.run([str(UNITS / "aptic-screen-prepare")], env=env, capture_output=True, text=True, timeout=30)
-    finally:
-        server.shutdown()
-        server.server_close()
+    env = {"PATH": "/usr/bin:/bin", "APTIC_SCREEN_PROFILE": str(profile)}
+    ok = subprocess.run([str(UNITS / "aptic-screen-prepare")], env=env, capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(prefs.read_text())["profile"] == {"exit_type": "Normal", "exited_cleanly": True, "name": "x"}
+    prefs.unlink()  # a first start: no profile yet, nothing to do
+    assert subprocess.run([str(UNITS / "aptic-screen-prepare")], env=env, timeout=30).returncode == 0
+
+
+def test_the_screens_watchdog_is_fed_only_while_the_page_calls(tmp_path: Path) -> None:
+    screen = unit("aptic-kiosk-screen.service")
+    assert screen["NotifyAccess"] == ["all"] and int(screen["WatchdogSec"][0].rstrip("s")) <= 60
+    assert "aptic-screen-watchdog &" in (UNITS / "aptic-screen-session").read_text()
+    # The service manager's side: read every datagram at once (systemd-notify waits for its barrier's fd to be
+    # closed, which reading without room for ancillary data does), and keep the pings.
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    pings: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: [pings.put(m) for m in iter(lambda: notify.recv(4096), b"") if m == b"WATCHDOG=1"],
+                     daemon=True).start()  # fmt: skip
+
+    def drained() -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                pings.get_nowait()
+
+    with healthz() as health:
+        env = {"PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": str(tmp_path / "notify"), "APTIC_SCREEN_URL": health.url,
+               "APTIC_SCREEN_PING": "0.1", "APTIC_SCREEN_STALE": "75", "APTIC_SCREEN_GRACE": "0"}  # fmt: skip
+        dog = subprocess.Popen([str(UNITS / "aptic-screen-watchdog")], env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            health.page_quiet_s = 3.4  # the page called 3.4 s ago
+            assert pings.get(timeout=30) == b"WATCHDOG=1"
+            health.page_quiet_s = 200.0  # a crashed renderer: no call for 200 s
+            assert "has been quiet for 200 s (limit 75 s): no more pings" in dog.stderr.readline()
+            drained()  # what was sent before that line
+            with pytest.raises(queue.Empty):
+                pings.get(timeout=1.0)  # ten rounds of the helper without a ping
+            health.page_quiet_s = 0.5  # the fresh browser's page
+            assert "calls again" in dog.stderr.readline()
+            assert pings.get(timeout=30) == b"WATCHDOG=1"
+            health.status, health.page_quiet_s = 503, 200.0  # a sick terminal: its own watchdog's business
+            drained()
+            assert pings.get(timeout=30) == b"WATCHDOG=1"
+        finally:
+            dog.kill()
+            dog.wait()
+
+        # A browser that is starting has not called yet: pinged while the grace lasts.
+        health.status, health.page_quiet_s = 200, 200.0
+        drained()
+        dog = subprocess.Popen([str(UNITS / "aptic-screen-watchdog")], env={**env, "APTIC_SCREEN_GRACE": "600"})
+        try:
+            assert pings.get(timeout=30) == b"WATCHDOG=1"
+        finally:
+            dog.kill()
+            dog.wait()
+    notify.close()
 
 
 def test_first_boot_runs_once_before_the_daemon_only_with_an_activation_file() -> None:

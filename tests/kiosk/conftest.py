@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -132,6 +133,12 @@ def kiosk(request: pytest.FixtureRequest, terminal: Terminal) -> Iterator[Served
     for ok in taken:
         if ok:
             slots.release()
+    stop_server(server, thread)
+    feedback.close()
+
+
+def stop_server(server: Any, thread: threading.Thread) -> None:
+    """Stop a waitress server running ``server.run`` in ``thread`` (made with a short asyncore_loop_timeout)."""
     # Stop the loop before closing anything: closed under a running loop, its select() could meet a closed
     # descriptor (EBADF in the server thread). An empty map ends the loop at its next turn, every descriptor
     # still open; no write to the trigger, whose descriptor a closing server may already have released.
@@ -142,7 +149,6 @@ def kiosk(request: pytest.FixtureRequest, terminal: Terminal) -> Iterator[Served
     for dispatcher in dispatchers:
         dispatcher.close()
     server.task_dispatcher.shutdown()
-    feedback.close()
 
 
 class SSEStream:

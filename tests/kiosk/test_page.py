@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.kiosk.conftest import PIN, Served, pass_number
+from tests.kiosk.conftest import PIN, Served, pass_number, stop_server
 
 pytestmark = pytest.mark.browser
 
@@ -235,7 +235,8 @@ def test_the_page_is_small_and_self_contained(kiosk: Served) -> None:
         total += len(r.content)
     assert total < 300 * 1024
     assert "http://" not in html.text and "https://" not in html.text
-    assert json.loads(requests.get(kiosk.url + "/healthz", timeout=5).text) == {"status": "ok"}
+    health = json.loads(requests.get(kiosk.url + "/healthz", timeout=5).text)
+    assert health["status"] == "ok" and 0 <= health["page_quiet_s"] < 60  # the page was just fetched
 
 
 @pytest.mark.parametrize("kiosk", [{"MAX_STREAMS": 1}], indirect=True)
@@ -333,3 +334,35 @@ def test_a_long_entry_scrolls_its_list_and_keeps_submit_in_view(page: Page, kios
     expect(page.locator("#entry-passes li").last).to_be_in_viewport()
     expect(page.locator("#entry-submit")).to_be_in_viewport(ratio=1)
     kiosk.terminal.abandon_entry()
+
+
+def test_the_screen_starts_on_its_own_page_and_turns_into_the_kiosk_once_the_terminal_answers(
+    browser: Browser, kiosk: Served
+) -> None:
+    # On the device Chromium starts beside the terminal, on systemd/aptic-screen-starting.html: it must say
+    # what is happening while nothing answers, and show the kiosk (never "connection refused") once it does.
+    import socket
+    import threading
+
+    from waitress import create_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there yet: the terminal is still starting
+    starting = Path(__file__).resolve().parents[2] / "systemd" / "aptic-screen-starting.html"
+    context = browser.new_context(viewport=SIZES["7in"])
+    page = context.new_page()
+    page.goto(f"{starting.as_uri()}?kiosk=http://127.0.0.1:{port}/")
+    expect(page.locator("body")).to_have_text("Le terminal démarre…")
+    page.wait_for_timeout(1500)  # three of its tries refused: it is still there, not an error page
+    assert page.url.startswith("file:") and page.locator("body").inner_text() == "Le terminal démarre…"
+
+    server = create_server(kiosk.app, host="127.0.0.1", port=port, threads=4, asyncore_loop_timeout=0.1)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()  # the terminal is up
+    try:
+        expect(page.locator("#home")).to_be_visible(timeout=30_000)
+        assert page.url == f"http://127.0.0.1:{port}/"
+    finally:
+        context.close()
+        stop_server(server, thread)

@@ -26,7 +26,18 @@ def post(kiosk, **headers: str) -> requests.Response:
 
 def test_health(kiosk) -> None:
     r = requests.get(f"{kiosk.url}/healthz", timeout=5)
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_health_says_how_long_ago_the_page_last_called(kiosk) -> None:
+    # The screen's watchdog restarts the browser when the page stops calling (systemd/aptic-screen-watchdog).
+    health = lambda: requests.get(f"{kiosk.url}/healthz", timeout=5).json()["page_quiet_s"]  # noqa: E731
+    # Nobody called yet: the quiet counts from the kiosk's start, and asking for health is not the page calling.
+    deadline = time.monotonic() + 30
+    while health() < 1.0:
+        assert time.monotonic() < deadline, "page_quiet_s does not grow"
+    assert requests.get(f"{kiosk.url}/api/state", timeout=5).status_code == 200
+    assert 0 <= health() < 1.0
 
 
 @pytest.mark.parametrize("host", ["evil.example", "192.168.1.10:8080", "127.0.0.1.nip.io"])

@@ -5,7 +5,7 @@ a card with an activation file activates the terminal at first boot and loses it
 kiosk (the guest's display, as QEMU shows it, against headless Chromium's screenshot of the same page); a
 pass typed on the USB douchette turns the screen green within 2 s; a power cut right after "Enregistré",
 while the central had committed the scan but answered 500, loses nothing and pays the pass once; a hung
-daemon is restarted by its watchdog; a killed browser comes back; the root is read-only and the data
+daemon is restarted by its watchdog; a crashed page and a killed browser come back; the root is read-only and the data
 partition grew to the card. The guest reaches the world only through a forward to the test's central, over
 TLS with verification on (tests/system/machine.py says what the test's copy of the image adds).
 
@@ -115,7 +115,10 @@ class Device:
 def device(image: Path, site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Device]:
     workdir = tmp_path_factory.mktemp("image-device")
     activation = f'kit_number = "{site.kit}"\nactivation_code = "{site.code}"\ncentral_url = "https://{CENTRAL_IP}"\n'
-    disk = prepare_disk(image, workdir, activation=activation, ca_pem=site.ca)
+    # The screen's watchdog sooner than a board's defaults (75 s quiet, 120 s grace): the same mechanism, a
+    # shorter test. The page calls every 30 s, so 45 s of quiet is still a dead page.
+    disk = prepare_disk(image, workdir, activation=activation, ca_pem=site.ca,
+                        screen_env="APTIC_SCREEN_STALE=45\nAPTIC_SCREEN_GRACE=60\n")  # fmt: skip
     machine = Machine(disk, workdir / "boot-1", site.proxy.port).start()
     device = Device(disk, workdir, machine)
     yield device
@@ -275,6 +278,21 @@ def test_a_hung_daemon_is_restarted_by_its_watchdog(device: Device) -> None:
     assert time.monotonic() - stopped < 90  # WatchdogSec=30s, then the restart
     assert "Watchdog timeout" in m.journal("aptic-terminal", 200)
     assert new != hung
+
+
+def test_a_crashed_page_is_replaced_by_a_fresh_browser(device: Device) -> None:
+    # A renderer killed, as the kernel's OOM killer does on a 512 MB board: Chromium shows its own error page
+    # and lives on. The page no longer calls the terminal, the screen's watchdog starves and the screen starts
+    # again. Nothing here calls the kiosk while waiting: the test's own requests would count as the page's.
+    m = device.machine
+    wait_kiosk_on_screen(m)
+    browser = main_pid(m, "aptic-kiosk-screen")
+    assert m.sh("pkill -KILL -f 'type=rendere[r]'")[0] == 0  # the bracket: pkill's own command line does not match
+    m.wait_for(lambda: share(m.screen(), PAPER) < 0.5, "Chromium's error page", 60, interval=0.2)
+    wait_kiosk_on_screen(m, 400)
+    assert main_pid(m, "aptic-kiosk-screen") != browser
+    journal = m.journal("aptic-kiosk-screen", 300)
+    assert "the kiosk page has been quiet" in journal and "Watchdog timeout" in journal
 
 
 def test_a_killed_browser_comes_back(device: Device) -> None:
