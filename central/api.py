@@ -235,7 +235,22 @@ def post_heartbeat() -> Any:
 @bp.get("/desired-state")
 @device_required
 def get_desired_state() -> Any:
-    return fleet.desired_state(g.conn, g.device.id, now())
+    # The device's row (read with its token) carries the generation: an unchanged device costs no more.
+    tag = fleet.etag(g.device.generation)
+    if request.if_none_match.contains_weak(tag):
+        response = Response(status=304)
+    else:
+        response = jsonify(fleet.desired_state(g.conn, g.device, now()))
+    response.set_etag(tag)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.post("/report")
+@device_required
+def post_report() -> Any:
+    body = parse_body(models.Report)
+    return fleet.report(_ctx().engine, g.device.id, body.model_dump(mode="json"), now())
 
 
 def register_errors(app: Any) -> None:

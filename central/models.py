@@ -3,7 +3,7 @@ refused field by field (400), never coerced. Their JSON schemas feed the OpenAPI
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -53,6 +53,23 @@ class Heartbeat(BaseModel):
     software_version: Annotated[str | None, Field(max_length=100)] = None
 
 
+class Ack(Strict):
+    """A device's acknowledgement of a command: how far it got, and what came of it."""
+
+    id: Annotated[str, Field(min_length=1, max_length=36)]
+    status: Literal["received", "started", "done", "failed", "expired", "interrupted"]
+    result: dict[str, Any] | None = None
+
+
+class Report(Strict):
+    """What a device applied of its desired state, and where its commands stand."""
+
+    applied_generation: Annotated[int | None, Field(ge=0, le=INT32)] = None
+    config: dict[str, Any] | None = None
+    release: dict[str, Any] | None = None
+    acks: Annotated[list[Ack], Field(max_length=100)] = []
+
+
 def field_errors(error: ValidationError) -> dict[str, str]:
     """Pydantic's errors as ``{"scans.3.service": "Input should be ..."}``."""
     out: dict[str, str] = {}
@@ -65,7 +82,7 @@ def field_errors(error: ValidationError) -> dict[str, str]:
 def all_schemas() -> dict[str, dict[str, Any]]:
     """The request models' JSON schemas, nested ones hoisted, for ``components/schemas`` of the document."""
     out: dict[str, dict[str, Any]] = {}
-    for model in (ActivationRequest, ScanBatch, Heartbeat):
+    for model in (ActivationRequest, ScanBatch, Heartbeat, Report):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in schema.pop("$defs", {}).items():
             out[name] = sub

@@ -143,6 +143,41 @@ devices = Table(
     Column("revoked_at", TS),
     Column("last_seen_at", TS),
     Column("last_status", JSON),
+    # The desired state's version: bumped in the same transaction as any change to what the device should
+    # be (its settings at any level, its commands), so a poll with an up-to-date ETag costs the token lookup.
+    Column("generation", Integer, nullable=False, default=1, server_default="1"),
+    Column("applied_generation", Integer),  # the last generation the device said it applied
+    Column("reported", JSON),  # what it applied: config, release
+    Column("reported_at", TS),
+)
+
+# Remote settings (aptic.settings) at three levels: the fleet's defaults (ref 0), an organisation's (ref: its
+# id) and a device's (ref: its id); a device's config is the three merged, in that order.
+fleet_settings = Table(
+    "fleet_settings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("scope", String(12), nullable=False),  # fleet | organisation | device
+    Column("ref", Integer, nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("scope", "ref", name="uq_fleet_settings_scope_ref"),
+)
+
+# Commands sent to devices, one row per (command, device): an id the device keeps in its journal, an expiry,
+# and a status that only moves forward (pending, received, started, then done, failed, expired or interrupted).
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("device_id", Integer, ForeignKey("devices.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("result", JSON),
+    Column("created_at", TS, nullable=False),
+    Column("not_after", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
 )
 
 scans = Table(

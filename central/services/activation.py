@@ -110,9 +110,9 @@ def _activate(
     }
 
 
-_BY_TOKEN = select(t.devices.c.id, t.devices.c.organisation_id, t.devices.c.token_hash, t.devices.c.revoked_at).where(
-    t.devices.c.token_hash == bindparam("digest")
-)
+_BY_TOKEN = select(
+    t.devices.c.id, t.devices.c.organisation_id, t.devices.c.token_hash, t.devices.c.revoked_at, t.devices.c.generation
+).where(t.devices.c.token_hash == bindparam("digest"))
 
 
 def authenticate(conn: Connection, token: str) -> Any:

@@ -1,14 +1,35 @@
-"""The minimal fleet side: devices report a heartbeat and read their desired state."""
+"""The fleet: what each device should be (its desired state), what it says it is, and commands sent to it.
+
+A device polls ``GET /desired-state`` with the ETag of the last document it applied; the document carries a
+``generation`` that every change touching the device bumps in the same transaction (its settings at any
+level, a command sent or finished), so an unchanged device costs the token lookup and a 304. It then reports
+what it applied and acknowledges commands (``POST /report``). Acknowledgements only move a command forward:
+a duplicate or a late one changes nothing and still gets a 200, so a device may repeat its report freely.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
+from aptic import settings as remote
 from central import schema as t
-from central.db import utc
+from central.db import utc, write_transaction
+from central.services.common import ServiceError, load_organisation
+
+SCOPES = ("fleet", "organisation", "device")
+COMMANDS = ("reboot", "resync", "restart_kiosk", "upload_logs", "screenshot", "reactivate")
+# A command moves forward only: pending (on the central), received and started (said by the device), then
+# one terminal state.
+RANK = {"pending": 0, "received": 1, "started": 2, "done": 3, "failed": 3, "expired": 3, "interrupted": 3}
+TERMINAL = frozenset(s for s, rank in RANK.items() if rank == 3)
+ACKS = tuple(s for s in RANK if s != "pending")
+DEFAULT_TTL = timedelta(hours=24)
+POLL_AFTER_S = 300  # unless the settings say otherwise (poll_interval)
 
 
 def list_devices(conn: Connection, organisation_id: int | None = None) -> list[dict[str, Any]]:
@@ -34,6 +55,10 @@ def list_devices(conn: Connection, organisation_id: int | None = None) -> list[d
             "revoked_at": when(d.revoked_at),
             "last_seen_at": when(d.last_seen_at),
             "last_status": d.last_status,
+            "generation": d.generation,
+            "applied_generation": d.applied_generation,
+            "reported": d.reported,
+            "reported_at": when(d.reported_at),
         }
         for d in conn.execute(query)
     ]
@@ -48,13 +73,208 @@ def heartbeat(conn: Connection, device_id: int, status: dict[str, Any], now: dat
     return {"status": "ok", "server_time": now.isoformat()}
 
 
-def desired_state(conn: Connection, device_id: int, now: datetime) -> dict[str, Any]:
-    """What the central wants the device to be. Nothing is managed remotely yet: no version pin, no commands."""
-    device = conn.execute(select(t.devices.c.id, t.devices.c.organisation_id).where(t.devices.c.id == device_id)).one()
+# -- settings ---------------------------------------------------------------------------------------------
+
+
+def _devices_of(scope: str, ref: int) -> Any:
+    """The devices a settings level reaches, as a WHERE clause."""
+    if scope == "fleet":
+        return t.devices.c.id.isnot(None)
+    if scope == "organisation":
+        return t.devices.c.organisation_id == ref
+    return t.devices.c.id == ref
+
+
+def _bump(conn: Connection, where: Any) -> None:
+    conn.execute(update(t.devices).where(where).values(generation=t.devices.c.generation + 1))
+
+
+def set_settings(
+    engine: Engine,
+    scope: str,
+    ref: int,
+    values: Mapping[str, Any],
+    now: datetime,
+    unset: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Set (and ``unset``) settings at one level; the devices it reaches get a new generation."""
+    if scope not in SCOPES:
+        raise ServiceError(400, "invalid_request", "Niveau de réglage inconnu.", {"scope": " | ".join(SCOPES)})
+    try:
+        checked = remote.check(values)
+    except remote.SettingError as error:
+        raise ServiceError(
+            400, "invalid_setting", "Réglage inconnu ou hors limites.", {"settings": str(error)}
+        ) from None
+    unknown = [name for name in unset if name not in remote.SETTINGS]
+    if unknown:
+        raise ServiceError(400, "invalid_setting", "Réglage inconnu.", {"unset": ", ".join(unknown)})
+    ref = 0 if scope == "fleet" else ref
+    with write_transaction(engine) as conn:
+        if scope == "organisation":
+            load_organisation(conn, ref)
+        elif scope == "device" and conn.execute(select(t.devices.c.id).where(t.devices.c.id == ref)).first() is None:
+            raise ServiceError(404, "unknown_device", "Appareil inconnu.")
+        key = (t.fleet_settings.c.scope == scope) & (t.fleet_settings.c.ref == ref)
+        row = conn.execute(select(t.fleet_settings.c.settings).where(key)).first()
+        merged = {k: v for k, v in remote.merge(row.settings if row else {}, checked).items() if k not in unset}
+        if row is None:
+            conn.execute(insert(t.fleet_settings).values(scope=scope, ref=ref, settings=merged, updated_at=now))
+        else:
+            conn.execute(update(t.fleet_settings).where(key).values(settings=merged, updated_at=now))
+        _bump(conn, _devices_of(scope, ref))
+    return {"scope": scope, "ref": ref, "settings": merged}
+
+
+def config_of(conn: Connection, device_id: int, organisation_id: int) -> dict[str, Any]:
+    """The device's settings: the fleet's, then its organisation's, then its own."""
+    rows = conn.execute(
+        select(t.fleet_settings.c.scope, t.fleet_settings.c.settings).where(
+            ((t.fleet_settings.c.scope == "fleet") & (t.fleet_settings.c.ref == 0))
+            | ((t.fleet_settings.c.scope == "organisation") & (t.fleet_settings.c.ref == organisation_id))
+            | ((t.fleet_settings.c.scope == "device") & (t.fleet_settings.c.ref == device_id))
+        )
+    ).all()
+    layers = {row.scope: row.settings for row in rows}
+    return remote.merge(*(layers.get(scope, {}) for scope in SCOPES))
+
+
+# -- desired state ----------------------------------------------------------------------------------------
+
+
+def etag(generation: int) -> str:
+    """The desired state's entity tag (unquoted), from its generation alone."""
+    return f"g{generation}"
+
+
+def desired_state(conn: Connection, device: Any, now: datetime) -> dict[str, Any]:
+    """What the central wants ``device`` (its authenticated row) to be: settings, software, commands."""
+    config = config_of(conn, device.id, device.organisation_id)
+    open_commands = conn.execute(
+        select(t.commands)
+        .where((t.commands.c.device_id == device.id) & t.commands.c.status.notin_(TERMINAL))
+        .order_by(t.commands.c.created_at, t.commands.c.id)
+    ).all()
     return {
         "device_id": device.id,
         "organisation_id": device.organisation_id,
-        "software_version": None,
-        "commands": [],
+        "generation": device.generation,
+        "config": config,
+        "software_version": None,  # signed releases come with the updates
+        "commands": [
+            {"id": c.id, "kind": c.kind, "args": c.args, "not_after": utc(c.not_after).isoformat()}
+            for c in open_commands
+        ],
+        "poll_after_s": config.get("poll_interval", POLL_AFTER_S),
         "server_time": now.isoformat(),
     }
+
+
+# -- commands ---------------------------------------------------------------------------------------------
+
+
+def send_command(
+    engine: Engine,
+    device_id: int,
+    kind: str,
+    now: datetime,
+    args: Mapping[str, Any] | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+) -> dict[str, Any]:
+    """Queue a command for a device; it goes out with its next desired state."""
+    if kind not in COMMANDS:
+        raise ServiceError(400, "invalid_request", "Commande inconnue.", {"kind": " | ".join(COMMANDS)})
+    if ttl <= timedelta(0):
+        raise ServiceError(400, "invalid_request", "Durée de validité non valable.", {"ttl": "positive"})
+    command_id = str(uuid.uuid4())
+    with write_transaction(engine) as conn:
+        device = conn.execute(select(t.devices.c.id, t.devices.c.revoked_at).where(t.devices.c.id == device_id)).first()
+        if device is None or device.revoked_at is not None:
+            raise ServiceError(404, "unknown_device", "Appareil inconnu ou révoqué.")
+        conn.execute(
+            insert(t.commands).values(
+                id=command_id,
+                device_id=device_id,
+                kind=kind,
+                args=dict(args or {}),
+                status="pending",
+                created_at=now,
+                not_after=now + ttl,
+                updated_at=now,
+            )
+        )
+        _bump(conn, t.devices.c.id == device_id)
+    return command(engine, command_id, now)
+
+
+def command(engine: Engine, command_id: str, now: datetime) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(select(t.commands).where(t.commands.c.id == command_id)).first()
+    if row is None:
+        raise ServiceError(404, "unknown_command", "Commande inconnue.")
+    return _command_dict(row, now)
+
+
+def commands_of(conn: Connection, device_id: int, now: datetime, limit: int = 20) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(t.commands)
+        .where(t.commands.c.device_id == device_id)
+        .order_by(t.commands.c.created_at.desc())
+        .limit(limit)
+    ).all()
+    return [_command_dict(row, now) for row in rows]
+
+
+def _command_dict(row: Any, now: datetime) -> dict[str, Any]:
+    status = row.status
+    if status == "pending" and utc(row.not_after) < now:
+        status = "expired"  # never fetched before its expiry: the device will say so when it comes back
+    return {
+        "id": row.id,
+        "device_id": row.device_id,
+        "kind": row.kind,
+        "args": row.args,
+        "status": status,
+        "result": row.result,
+        "created_at": utc(row.created_at).isoformat(),
+        "not_after": utc(row.not_after).isoformat(),
+        "updated_at": utc(row.updated_at).isoformat(),
+    }
+
+
+# -- the device's report ------------------------------------------------------------------------------------
+
+
+def report(engine: Engine, device_id: int, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Record what the device applied and move its commands forward; the stored status of each ack'd one."""
+    acks = {ack["id"]: ack for ack in body.get("acks") or []}
+    stored: dict[str, str] = {}
+    with write_transaction(engine) as conn:
+        values: dict[str, Any] = {"reported_at": now, "last_seen_at": now}
+        if body.get("applied_generation") is not None:
+            values["applied_generation"] = body["applied_generation"]
+            values["reported"] = {"config": body.get("config"), "release": body.get("release")}
+        conn.execute(update(t.devices).where(t.devices.c.id == device_id).values(**values))
+        if acks:
+            rows = conn.execute(
+                select(t.commands.c.id, t.commands.c.status).where(
+                    (t.commands.c.device_id == device_id) & t.commands.c.id.in_(list(acks))
+                )
+            ).all()
+            finished = False
+            for row in rows:
+                ack = acks[row.id]
+                if RANK[ack["status"]] > RANK[row.status]:
+                    conn.execute(
+                        update(t.commands)
+                        .where((t.commands.c.id == row.id) & (t.commands.c.status == row.status))
+                        .values(status=ack["status"], result=ack.get("result"), updated_at=now)
+                    )
+                    stored[row.id] = ack["status"]
+                    finished = finished or ack["status"] in TERMINAL
+                else:
+                    stored[row.id] = row.status
+            if finished:  # it leaves the desired state
+                _bump(conn, t.devices.c.id == device_id)
+    unknown = [cid for cid in acks if cid not in stored]
+    return {"status": "ok", "acks": stored, "unknown": unknown}

@@ -24,3 +24,121 @@ def test_heartbeat_desired_state_and_device_list(central, capsys, monkeypatch):
     assert row["last_status"]["queued_scans"] == 3 and row["revoked_at"] is None and row["last_seen_at"]
     assert cli.main(["revoke-device", "--db", db, "--data-dir", str(central.settings.data_dir), str(device.id)]) == 0
     assert device.get("/api/v1/desired-state").status_code == 401
+
+
+# -- desired state: settings at three levels, generation and ETag ----------------------------------------------
+
+
+def test_settings_merge_fleet_then_organisation_then_device_and_an_unchanged_device_gets_304(central, clock):
+    from central.services import fleet
+
+    org, _ = central.organisation()
+    other, _ = central.organisation("Centre social")
+    a, b = central.device(org, "pi-a"), central.device(other, "pi-b")
+    first = a.get("/api/v1/desired-state")
+    assert first.status_code == 200 and first.json()["config"] == {} and first.json()["commands"] == []
+    tag = first.headers["ETag"]
+    again = a.get("/api/v1/desired-state", headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == tag
+
+    fleet.set_settings(central.engine, "fleet", 0, {"log_level": "info", "heartbeat_interval": 120}, clock())
+    fleet.set_settings(central.engine, "organisation", org, {"log_level": "DEBUG"}, clock())
+    fleet.set_settings(central.engine, "device", b.id, {"point_id": None, "heartbeat_interval": 30}, clock())
+    changed = a.get("/api/v1/desired-state", headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != tag
+    assert changed.json()["config"] == {"log_level": "DEBUG", "heartbeat_interval": 120.0}
+    assert changed.json()["generation"] > first.json()["generation"]
+    assert b.get("/api/v1/desired-state").json()["config"] == {
+        "log_level": "INFO", "heartbeat_interval": 30.0, "point_id": None,
+    }  # fmt: skip
+
+    # A device's own change leaves the others' documents (and their ETags) alone.
+    tag_a = changed.headers["ETag"]
+    fleet.set_settings(central.engine, "device", b.id, {}, clock(), unset=["heartbeat_interval"])
+    assert a.get("/api/v1/desired-state", headers={"If-None-Match": tag_a}).status_code == 304
+    assert b.get("/api/v1/desired-state").json()["config"]["heartbeat_interval"] == 120.0
+
+
+def test_a_setting_the_terminal_could_not_apply_is_refused_when_typed(central, clock):
+    import pytest
+
+    from central.services import fleet
+    from central.services.common import ServiceError
+
+    org, _ = central.organisation()
+    device = central.device(org)
+    for bad in ({"heartbeat_interval": 1}, {"log_level": "LOUD"}, {"heartbeat_intervall": 60}, {"point_id": True}):
+        with pytest.raises(ServiceError) as refused:
+            fleet.set_settings(central.engine, "organisation", org, bad, clock())
+        assert refused.value.status == 400 and refused.value.fields["settings"]
+    with pytest.raises(ServiceError):
+        fleet.set_settings(central.engine, "device", 9999, {"log_level": "INFO"}, clock())
+    assert device.get("/api/v1/desired-state").json()["config"] == {}
+
+
+# -- commands: delivered with the desired state, acknowledged forward only --------------------------------------
+
+
+def test_a_command_goes_out_with_the_desired_state_and_its_acks_only_move_forward(central, clock):
+    from central.services import fleet
+
+    org, _ = central.organisation()
+    device = central.device(org)
+    tag = device.get("/api/v1/desired-state").headers["ETag"]
+    sent = fleet.send_command(central.engine, device.id, "resync", clock())
+    assert sent["status"] == "pending"
+    state = device.get("/api/v1/desired-state", headers={"If-None-Match": tag})
+    assert state.status_code == 200
+    [delivered] = state.json()["commands"]
+    assert delivered["id"] == sent["id"] and delivered["kind"] == "resync"
+
+    def ack(status: str, **result: object) -> dict:
+        body = {"acks": [{"id": sent["id"], "status": status, "result": result or None}]}
+        r = device.post("/api/v1/report", json=body)
+        assert r.status_code == 200
+        return r.json()
+
+    assert ack("started")["acks"] == {sent["id"]: "started"}
+    assert ack("received")["acks"] == {sent["id"]: "started"}  # late, duplicate: no step back, still a 200
+    assert ack("done", pushed=3)["acks"] == {sent["id"]: "done"}
+    assert ack("done", pushed=3)["acks"] == {sent["id"]: "done"}  # the same report again changes nothing
+    assert ack("failed")["acks"] == {sent["id"]: "done"}  # a terminal state is final
+    assert fleet.command(central.engine, sent["id"], clock())["result"] == {"pushed": 3}
+    # Done, it leaves the document, which changed again.
+    assert device.get("/api/v1/desired-state").json()["commands"] == []
+    unknown = device.post("/api/v1/report", json={"acks": [{"id": "not-mine", "status": "done"}]}).json()
+    assert unknown["unknown"] == ["not-mine"] and unknown["acks"] == {}
+
+
+def test_commands_are_only_the_devices_own_and_expire_unseen(central, clock):
+    from datetime import timedelta
+
+    from central.services import fleet
+
+    org, _ = central.organisation()
+    a, b = central.device(org, "pi-a"), central.device(org, "pi-b")
+    reboot = fleet.send_command(central.engine, a.id, "reboot", clock(), ttl=timedelta(hours=1))
+    assert b.get("/api/v1/desired-state").json()["commands"] == []
+    stolen = b.post("/api/v1/report", json={"acks": [{"id": reboot["id"], "status": "done"}]}).json()
+    assert stolen["unknown"] == [reboot["id"]]  # another device cannot acknowledge it
+    clock.advance(hours=2)
+    assert fleet.command(central.engine, reboot["id"], clock())["status"] == "expired"  # never fetched
+    assert [c["id"] for c in a.get("/api/v1/desired-state").json()["commands"]] == [reboot["id"]]  # it says so
+    assert a.post("/api/v1/report", json={"acks": [{"id": reboot["id"], "status": "expired"}]}).json()["acks"] == {
+        reboot["id"]: "expired"
+    }
+
+
+def test_a_report_records_what_the_device_applied_and_refuses_a_malformed_one(central, clock):
+    from central.services import fleet
+
+    org, _ = central.organisation()
+    device = central.device(org)
+    generation = device.get("/api/v1/desired-state").json()["generation"]
+    body = {"applied_generation": generation, "config": {"log_level": "INFO"}, "release": {"running": "0.1.0"}}
+    assert device.post("/api/v1/report", json=body).status_code == 200
+    with central.engine.connect() as conn:
+        [row] = fleet.list_devices(conn)
+    assert row["applied_generation"] == generation and row["reported"]["release"] == {"running": "0.1.0"}
+    for bad in ({"acks": [{"id": "x", "status": "maybe"}]}, {"applied_generation": -1}, {"acks": "x"}):
+        assert device.post("/api/v1/report", json=bad).status_code == 400
