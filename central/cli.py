@@ -17,8 +17,10 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import date
-from typing import Any
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -28,6 +30,9 @@ from central import config
 from central.db import make_engine, migrate
 from central.services import admin, statements
 from central.services.common import ServiceError, system_clock
+
+if TYPE_CHECKING:
+    from provisioning.firstboot import Wifi
 
 log = logging.getLogger("central")
 
@@ -150,17 +155,147 @@ def cmd_add_point(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True, slots=True)
+class KitFiles:
+    """What ``add-kit`` and ``reissue-code`` write besides printing the code: a label, an activation file."""
+
+    label: Path | None = None
+    activation_file: Path | None = None  # where the file goes (a directory's aptic-activation.toml resolved)
+    central_url: str | None = None
+    wifi: Wifi | None = None
+
+
+_ACTIVATION_FILE_NAME = "aptic-activation.toml"  # provisioning.firstboot.FILE_NAME, without importing it here
+# Stands for the real code while the options are checked, before the kit exists: same shape, never shown.
+_PLACEHOLDER_CODE = "ABCD-EFGH"
+
+
+def _kit_files(args: argparse.Namespace) -> KitFiles:
+    """The ``--label``/``--activation-file`` options, checked before anything is written to the database.
+
+    A kit made and then refused its files would have a code nobody saw, so every mistake that can be seen
+    in advance is refused first: a missing ``--central-url``, a URL or a Wi-Fi setting the device would
+    refuse (checked by rendering the file with a placeholder code through the device's own parser), a folder
+    that does not exist or cannot be written.
+    """
+    wifi_given = args.wifi_ssid is not None or args.wifi_psk is not None
+    if args.label is None and args.activation_file is None and args.central_url is None and not wifi_given:
+        return KitFiles()
+    # Here, not at the top: it brings the terminal's first-boot code (a tenth of a second), for these only.
+    from central import activation_file
+
+    problems: list[str] = []
+    if args.activation_file is None:
+        if args.central_url is not None or wifi_given:
+            problems.append("--central-url et --wifi-* ne servent qu'avec --activation-file.")
+    elif not args.central_url:
+        problems.append("--activation-file demande --central-url (l'adresse https:// du central).")
+    if args.wifi_psk is not None and args.wifi_ssid is None:
+        problems.append("--wifi-psk demande --wifi-ssid (le nom du réseau).")
+    if args.wifi_ssid is not None and args.wifi_psk is None:
+        problems.append("--wifi-ssid demande --wifi-psk (le mot de passe du Wi-Fi, WPA).")
+    wifi = None
+    if args.wifi_ssid is not None:  # an empty one too: the device's parser says what is wrong with it
+        wifi = activation_file.Wifi(args.wifi_ssid, args.wifi_psk, args.wifi_country)
+    if args.activation_file is not None and args.central_url and not problems:
+        try:
+            activation_file.render("AK-00000000", _PLACEHOLDER_CODE, args.central_url, wifi)
+        except activation_file.InvalidActivationFile as error:
+            problems += error.problems
+    if args.label is not None:
+        try:
+            from central import labels  # noqa: F401 - reportlab comes with the central extra only
+        except ImportError:
+            problems.append("--label demande reportlab : pip install 'aptic-terminal[central]'.")
+    destination = activation_file.target(args.activation_file) if args.activation_file is not None else None
+    for option, path in (("--label", args.label), ("--activation-file", destination)):
+        if path is None:
+            continue
+        if path.is_dir():
+            problems.append(f"{option} : {path} est un dossier.")
+        elif not path.parent.is_dir():
+            problems.append(f"{option} : le dossier {path.parent} n'existe pas.")
+        elif not os.access(path.parent, os.W_OK):
+            problems.append(f"{option} : le dossier {path.parent} n'est pas accessible en écriture.")
+    if args.label is not None and destination is not None and args.label.resolve() == destination.resolve():
+        problems.append("--label et --activation-file désignent le même fichier.")
+    if problems:
+        raise ServiceError(400, "invalid_kit_files", "\n".join(problems))
+    return KitFiles(args.label, destination, args.central_url, wifi)
+
+
+def _write_kit_files(engine: Engine, files: KitFiles, kit: dict[str, str], now: datetime) -> dict[str, str]:
+    """Write the label and the activation file of a kit whose code was just made at ``now``; return the paths.
+
+    Both hold the code: both are written 0600 and atomically. Should a write fail (a full disk, a card pulled
+    out), the error says how to get a new code and files; the code is not printed then, and the one written
+    so far, if any, stops working with the new one.
+    """
+    written: dict[str, str] = {}
+    if files.label is None and files.activation_file is None:
+        return written
+    from central import activation_file
+
+    number, code = kit["kit_number"], kit["activation_code"]
+    path: Path | None = None
+    try:
+        if files.label is not None:
+            from central.labels import render_label
+
+            path = files.label
+            organisation = admin.kit_organisation(engine, number)
+            pdf = render_label(number, code, organisation=organisation, expires_at=now + admin.CODE_TTL)
+            activation_file.write_private(path, pdf)
+            log.info("label of kit %s written to %s", number, path)
+            written["label"] = str(path)
+        if files.activation_file is not None:
+            path = files.activation_file
+            data = activation_file.render(number, code, str(files.central_url), files.wifi)
+            activation_file.write_private(path, data)
+            log.info("activation file of kit %s written to %s", number, path)
+            written["activation_file"] = str(path)
+    except OSError as error:
+        raise ServiceError(
+            500,
+            "kit_files_not_written",
+            f"Kit {number} : {path} n'a pas pu être écrit ({error.strerror or error}). "
+            f"« aptic-central reissue-code {number} » avec les mêmes options donne un nouveau code et ses fichiers.",
+        ) from None
+    return written
+
+
+def _kit_text(kit: dict[str, str], written: dict[str, str], what: str) -> str:
+    lines = [f"kit {kit['kit_number']}, {what} {kit['activation_code']}"]  # the code's one appearance
+    if "label" in written:
+        lines.append(f"label: {written['label']}")
+    if "activation_file" in written:
+        path = Path(written["activation_file"])
+        hint = (
+            ""
+            if path.name == _ACTIVATION_FILE_NAME
+            else f" (copy it to the card's boot partition as {_ACTIVATION_FILE_NAME})"
+        )
+        lines.append(f"activation file: {path}{hint}")
+    return "\n".join(lines)
+
+
 def cmd_add_kit(args: argparse.Namespace) -> int:
+    files = _kit_files(args)
     _, engine = _engine(args)
-    kit = admin.add_kit(engine, args.organisation, system_clock())
-    _print(args, kit, f"kit {kit['kit_number']}, activation code {kit['activation_code']}")
+    now = system_clock()
+    kit = admin.add_kit(engine, args.organisation, now)
+    written = _write_kit_files(engine, files, kit, now)
+    _print(args, {**kit, **written}, _kit_text(kit, written, "activation code"))
     return 0
 
 
 def cmd_reissue_code(args: argparse.Namespace) -> int:
+    files = _kit_files(args)
     _, engine = _engine(args)
-    kit = admin.reissue_code(engine, args.kit, system_clock())
-    _print(args, kit, f"kit {kit['kit_number']}, new activation code {kit['activation_code']}")
+    now = system_clock()
+    kit = admin.reissue_code(engine, args.kit, now)
+    written = _write_kit_files(engine, files, kit, now)
+    _print(args, {**kit, **written}, _kit_text(kit, written, "new activation code"))
     return 0
 
 
@@ -281,6 +416,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def kit_file_options(p: argparse.ArgumentParser) -> None:
+        files = p.add_argument_group("label and activation file (both hold the code: written mode 0600)")
+        files.add_argument("--label", type=Path, metavar="PDF",
+                           help="write the kit's label: an A6 PDF with the kit number as text, Code 128 and QR "
+                           "code, and the activation code as text only, under a fold line")  # fmt: skip
+        files.add_argument("--activation-file", type=Path, metavar="PATH",
+                           help=f"write the card's {_ACTIVATION_FILE_NAME} (given a folder, such as the card's "
+                           "mounted boot partition: that file in it)")  # fmt: skip
+        files.add_argument("--central-url", metavar="URL", help="the central the terminal activates against: https://")
+        files.add_argument("--wifi-ssid", metavar="SSID", help="the place's Wi-Fi network (WPA-PSK), if any")
+        files.add_argument("--wifi-psk", metavar="PASSWORD",
+                           help="its password, 8 to 63 characters (seen in the process list and the shell's "
+                           "history: prefer a machine of your own)")  # fmt: skip
+        files.add_argument("--wifi-country", default="FR", metavar="CC",
+                           help="ISO 3166 country code: the radio channels allowed (default: FR)")  # fmt: skip
+
     p = command("serve", cmd_serve, "serve the HTTP API with waitress")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8470)
@@ -303,8 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opening-hours", help="OSM opening_hours, e.g. 'Mo-Fr 09:00-12:00'")
     p = command("add-kit", cmd_add_kit, "make a kit number and its single-use activation code")
     p.add_argument("--organisation", type=int, required=True)
+    kit_file_options(p)
     p = command("reissue-code", cmd_reissue_code, "give a kit a new activation code (lifts a lockout)")
     p.add_argument("kit")
+    kit_file_options(p)
     p = command("devices", cmd_devices, "list the activated devices, with their kit and last heartbeat")
     p.add_argument("--organisation", type=int)
     p = command("revoke-device", cmd_revoke_device, "revoke a device: its token stops working")

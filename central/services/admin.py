@@ -161,6 +161,20 @@ def reissue_code(engine: Engine, kit_number: str, now: datetime, ttl: timedelta 
     return {"kit_number": kit_number, "activation_code": code}
 
 
+def kit_organisation(engine: Engine, kit_number: str) -> str:
+    """The name of the organisation a kit belongs to: its label names it, so kits made for several places are
+    not mixed up in the boxes."""
+    with engine.connect() as conn:
+        name = conn.execute(
+            select(t.organisations.c.name)
+            .join_from(t.kits, t.organisations, t.kits.c.organisation_id == t.organisations.c.id)
+            .where(t.kits.c.kit_number == kit_number)
+        ).scalar_one_or_none()
+    if name is None:
+        raise ServiceError(404, "unknown_kit", f"Kit {kit_number} inconnu.")
+    return str(name)
+
+
 def revoke_device(engine: Engine, device_id: int, now: datetime) -> None:
     """Revoke a device: its token stops working at once (401)."""
     with write_transaction(engine) as conn:
