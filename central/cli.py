@@ -488,6 +488,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("close-month", cmd_close_month, "freeze a month's statements")
     p.add_argument("--month", required=True, help="YYYY-MM")
     command("demo-seed", cmd_demo_seed, "fill the database with a demo organisation, kit and carnets")
+
+    from central import fleet_cli
+
+    def with_engine(func: Any) -> Any:
+        def run(args: argparse.Namespace) -> int:
+            _, engine = _engine(args)
+            return int(func(args, engine, lambda data, text: _print(args, data, text)))
+
+        return run
+
+    fleet_cli.add_commands(sub, common, with_engine)
     return parser
 
 

@@ -142,3 +142,48 @@ def test_a_report_records_what_the_device_applied_and_refuses_a_malformed_one(ce
     assert row["applied_generation"] == generation and row["reported"]["release"] == {"running": "0.1.0"}
     for bad in ({"acks": [{"id": "x", "status": "maybe"}]}, {"applied_generation": -1}, {"acks": "x"}):
         assert device.post("/api/v1/report", json=bad).status_code == 400
+
+
+def test_the_operator_sets_settings_and_follows_a_command_from_the_command_line(central, capsys, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setenv("APTIC_CENTRAL_SECRET", "x")
+    base = ["--db", central.settings.db_url, "--data-dir", str(central.settings.data_dir), "--json"]
+
+    def run(*argv: str) -> tuple[int, dict]:
+        code = cli.main([*argv[:2], *base, *argv[2:]])
+        return code, json.loads(capsys.readouterr().out)
+
+    org, _ = central.organisation()
+    device = central.device(org)
+    code, out = run("fleet", "config", "--organisation", str(org), "log_level=debug", "heartbeat_interval=45")
+    assert code == 0 and out["settings"] == {"log_level": "DEBUG", "heartbeat_interval": 45.0}
+    code, out = run("fleet", "config", "--device", str(device.id), "point_id=null")
+    code, out = run("fleet", "config", "--device", str(device.id))
+    assert out["config"] == {"log_level": "DEBUG", "heartbeat_interval": 45.0, "point_id": None}
+    assert cli.main(["fleet", "config", *base, "--fleet", "heartbeat_interval=2"]) == 1  # out of range
+    assert "heartbeat_interval" in capsys.readouterr().out
+    assert device.get("/api/v1/desired-state").json()["config"]["log_level"] == "DEBUG"
+
+    # A command followed until the device (here, a thread polling as a terminal would) says it is done.
+    def the_device() -> None:
+        tag = None
+        while True:
+            state = device.get("/api/v1/desired-state", headers={"If-None-Match": tag} if tag else {})
+            if state.status_code == 200 and state.json()["commands"]:
+                [command] = state.json()["commands"]
+                device.post("/api/v1/report", json={"acks": [{"id": command["id"], "status": "done"}]})
+                return
+            tag = state.headers["ETag"]
+            time.sleep(0.1)  # a terminal polls every few minutes; this one, often
+
+    polling = threading.Thread(target=the_device, daemon=True)
+    polling.start()
+    code, out = run("fleet", "send", str(device.id), "resync", "--wait", "60")
+    polling.join(timeout=10)
+    assert code == 0 and out["status"] == "done" and out["kind"] == "resync"
+    code, followed = run("fleet", "command", out["id"])
+    assert followed["status"] == "done"
+    code, devices = run("fleet", "list")
+    assert devices[0]["generation"] > 1
