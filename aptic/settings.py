@@ -68,7 +68,6 @@ SETTINGS: dict[str, Setting] = {
     "sync_interval": Setting(_number(10, 3600), "seconds between sync rounds while all is well"),
     "check_timeout": Setting(_number(0.2, 5), "seconds the verdict waits for the central's online check"),
     "poll_interval": Setting(_number(30, 86400), "seconds between two reads of the desired state"),
-    "mediateur_idle_seconds": Setting(_number(30, 3600), "a médiateur left idle this long is logged out"),
     "scanner_layout": Setting(
         _choice("auto", "us", "fr"),
         "the keyboard layout the douchettes emulate (auto: detected)",

@@ -210,7 +210,10 @@ def notify_systemd(message: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from provisioning.activation import activate, software_version
+    from terminal import remote
     from terminal.feedback import open_feedback, verdict_listener
+    from terminal.fleet import JOURNAL as FLEET_JOURNAL
+    from terminal.fleet import CommandJournal, FleetAgent
     from terminal.sync import AlreadyRunning, CentralClient, SyncWhenKnown, SyncWorker
 
     config = settings(args)
@@ -225,10 +228,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     feedback = open_feedback()
     terminal.bus.subscribe(verdict_listener(feedback))
 
+    # The central's settings, as last applied: those only a start applies (the douchettes' layout) apply now.
+    started_with = dict(store.state().get("remote_config") or {})
     reader = None
     codes: queue.Queue[tuple[str, str] | None] = queue.Queue()
     if not args.no_scanner:
-        reader = _start_scanner(codes, terminal, config, args.virtual_douchette)
+        section = remote.scanner_section(config, started_with)
+        reader = _start_scanner(codes, terminal, config, args.virtual_douchette, section)
 
     def make_worker(url: str) -> SyncWorker:
         client = CentralClient(url, token=store.token, timeout=(config.connect_timeout, config.read_timeout))
@@ -242,6 +248,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             scanners=reader.devices if reader else list,
         )
         terminal.online_check = worker.check_validity
+        apply = remote.applier(config, terminal, worker, started_with)
+        apply(started_with)
+        worker.fleet = FleetAgent(
+            client,
+            store,
+            CommandJournal(store.directory / FLEET_JOURNAL),
+            apply_config=apply,
+            actions=remote.actions(terminal, worker),
+            boot_id=terminal.clock.boot_id,
+            restart=stopping.set,  # systemd starts the daemon again (Restart=always)
+        )
         return worker
 
     # The worker starts now if the central is known, else when this terminal is activated (no restart).
@@ -309,19 +326,18 @@ def _dispatch(codes: queue.Queue[tuple[str, str] | None], terminal: Terminal) ->
 
 
 def _start_scanner(codes: queue.Queue[tuple[str, str] | None], terminal: Terminal, config: configuration.Config,
-                   virtual: str | None) -> Any:  # fmt: skip
+                   virtual: str | None, section: dict[str, Any]) -> Any:  # fmt: skip
     """Start the douchette reader in a process of its own (``terminal.scanner.service`` says why).
 
     Its reads go through ``codes`` to :func:`_dispatch`, its discards to the bus and the log. The ``[scanner]``
-    settings (``terminal.scanner.process.SETTINGS``) choose the douchettes; ``virtual`` (a socket path, or ""
-    for the default one) adds the virtual douchette. The state file lets ``aptic-terminal scanner list``
-    show what the reader holds.
+    settings (``terminal.scanner.process.SETTINGS``; ``section``, with the central's layout if it set one)
+    choose the douchettes; ``virtual`` (a socket path, or "" for the default one) adds the virtual douchette.
+    The state file lets ``aptic-terminal scanner list`` show what the reader holds.
     """
     try:
         from terminal.scanner.process import ReaderProcess, reader_args
         from terminal.scanner.reader import ScanDiscard, ScanRead, default_state_file
 
-        section = dict(config.extra.get("scanner", {}))
         options = reader_args(section, state_file=default_state_file(), virtual=virtual)
 
         def on_read(read: ScanRead) -> None:

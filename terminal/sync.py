@@ -175,19 +175,36 @@ class CentralClient:
         auth: bool = True,
     ) -> Any:
         """One call; the decoded JSON body on 2xx, else one of this module's errors."""
+        response = self._send(method, path, json=json, params=params, timeout=timeout, auth=auth)
+        return self._decode(method, path, response)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | tuple[float, float] | None = None,
+        auth: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
         try:
-            response = self._session().request(
+            return self._session().request(
                 method,
                 self.base_url + API + path,
                 json=json,
                 params=params,
-                headers=self._auth() if auth else {},
+                headers={**(self._auth() if auth else {}), **(headers or {})},
                 timeout=timeout or self.timeout,
             )
         except requests.RequestException as error:
             raise Unavailable(
                 f"{method} {path}: {type(error).__name__}: {error}", reached=not never_sent(error)
             ) from error
+
+    @staticmethod
+    def _decode(method: str, path: str, response: requests.Response) -> Any:
         status = response.status_code
         if status == 429 or status >= 500:
             raise Unavailable(f"{method} {path}: HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
@@ -216,6 +233,18 @@ class CentralClient:
 
     def heartbeat(self, status: Mapping[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/heartbeat", json=dict(status))
+
+    def desired_state(self, etag: str | None = None) -> tuple[str | None, dict[str, Any] | None]:
+        """The desired state and its ETag; ``(etag, None)`` when it is unchanged since ``etag`` (a 304)."""
+        response = self._send("GET", "/desired-state", headers={"If-None-Match": etag} if etag else None)
+        if response.status_code == 304:
+            return etag, None
+        body = self._decode("GET", "/desired-state", response)
+        return response.headers.get("ETag"), body
+
+    def report(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """What this device applied of its desired state and where its commands stand."""
+        return self.request("POST", "/report", json=dict(body))
 
     def validity(self, number: str, service: int, point: int, *, timeout: float = 1.5) -> dict[str, Any]:
         """The central's verdict; the whole call (connect and read) bounded by about ``timeout`` seconds."""
@@ -304,6 +333,7 @@ class SyncWorker:
         self._lock_fd: int | None = None
         self._round = threading.Lock()
         self._unsubscribe = terminal.bus.subscribe(self._on_event)
+        self.fleet: Any = None  # a terminal.fleet.FleetAgent, polled after each good round
 
     # -- one round ---------------------------------------------------------------------------------------
 
@@ -396,6 +426,18 @@ class SyncWorker:
         except (TypeError, ValueError) as error:  # a part of the status that is not JSON: report, carry on
             logger.warning("Heartbeat not built: %s", error)
 
+    def _fleet_if_due(self) -> None:
+        """The desired state, when its time has come. Its failures are logged and tried again at the agent's
+        next poll: they never hold the scans back nor count against the central's reachability."""
+        if self.fleet is None:
+            return
+        try:
+            self.fleet.poll_if_due()
+        except Unauthorized:
+            raise
+        except CentralError as error:
+            logger.warning("Desired state not applied: %s", error)
+
     def _housekeeping(self) -> None:
         """Once a day: delete history older than the months kept (a daemon may run for months)."""
         now = time.monotonic()
@@ -412,7 +454,7 @@ class SyncWorker:
         try:
             return self.client.validity(number, service, point, timeout=self.check_timeout)
         except Unauthorized:
-            self._reactivation_required()
+            self.reactivation_required()
             return None
         except CentralError as error:
             logger.info("Online check of %s failed (%s): offline verdict", masked(number), error)
@@ -428,7 +470,7 @@ class SyncWorker:
         """Sync now rather than at the next interval (a new entry, a re-activation)."""
         self._wake.set()
 
-    def _reactivation_required(self) -> None:
+    def reactivation_required(self) -> None:
         self.online = False
         if self.store.state().get("status") != "reactivation_required":
             logger.warning("The central refused the device token: waiting for a re-activation")
@@ -456,8 +498,9 @@ class SyncWorker:
         try:
             report = self.sync_once()
             self._heartbeat_if_due()
+            self._fleet_if_due()
         except Unauthorized:
-            self._reactivation_required()
+            self.reactivation_required()
             return self.interval
         except (Unavailable, Refused) as error:
             self.online = False

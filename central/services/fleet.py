@@ -1,8 +1,8 @@
 """The fleet: what each device should be (its desired state), what it says it is, and commands sent to it.
 
 A device polls ``GET /desired-state`` with the ETag of the last document it applied; the document carries a
-``generation`` that every change touching the device bumps in the same transaction (its settings at any
-level, a command sent or finished), so an unchanged device costs the token lookup and a 304. It then reports
+``generation`` that every change the operator makes to the device bumps in the same transaction (its
+settings at any level, a command sent), so an unchanged device costs the token lookup and a 304. It then reports
 what it applied and acknowledges commands (``POST /report``). Acknowledgements only move a command forward:
 a duplicate or a late one changes nothing and still gets a 200, so a device may repeat its report freely.
 """
@@ -261,7 +261,6 @@ def report(engine: Engine, device_id: int, body: Mapping[str, Any], now: datetim
                     (t.commands.c.device_id == device_id) & t.commands.c.id.in_(list(acks))
                 )
             ).all()
-            finished = False
             for row in rows:
                 ack = acks[row.id]
                 if RANK[ack["status"]] > RANK[row.status]:
@@ -271,10 +270,9 @@ def report(engine: Engine, device_id: int, body: Mapping[str, Any], now: datetim
                         .values(status=ack["status"], result=ack.get("result"), updated_at=now)
                     )
                     stored[row.id] = ack["status"]
-                    finished = finished or ack["status"] in TERMINAL
                 else:
                     stored[row.id] = row.status
-            if finished:  # it leaves the desired state
-                _bump(conn, t.devices.c.id == device_id)
+            # No new generation for a finished command: the device that finished it knows, and one that asks
+            # afresh no longer gets it. The generation counts the operator's changes only.
     unknown = [cid for cid in acks if cid not in stored]
     return {"status": "ok", "acks": stored, "unknown": unknown}

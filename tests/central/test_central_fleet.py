@@ -104,7 +104,7 @@ def test_a_command_goes_out_with_the_desired_state_and_its_acks_only_move_forwar
     assert ack("done", pushed=3)["acks"] == {sent["id"]: "done"}  # the same report again changes nothing
     assert ack("failed")["acks"] == {sent["id"]: "done"}  # a terminal state is final
     assert fleet.command(central.engine, sent["id"], clock())["result"] == {"pushed": 3}
-    # Done, it leaves the document, which changed again.
+    # Done, it leaves the document (the generation stays: the device that finished it knows).
     assert device.get("/api/v1/desired-state").json()["commands"] == []
     unknown = device.post("/api/v1/report", json={"acks": [{"id": "not-mine", "status": "done"}]}).json()
     assert unknown["unknown"] == ["not-mine"] and unknown["acks"] == {}

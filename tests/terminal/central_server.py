@@ -44,7 +44,9 @@ class Central:
         self.process: subprocess.Popen[bytes] | None = None
 
     def cli(self, *args: str) -> Any:
-        command = [str(BIN / "aptic-central"), args[0], "--db", self.db, "--data-dir", str(self.directory), *args[1:]]
+        verb = 2 if args[0] == "fleet" else 1  # fleet's options follow its subcommand
+        command = [str(BIN / "aptic-central"), *args[:verb], "--db", self.db, "--data-dir", str(self.directory),
+                   *args[verb:]]  # fmt: skip
         out = subprocess.run(command, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {out.stderr}")

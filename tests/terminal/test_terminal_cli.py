@@ -144,6 +144,32 @@ def test_run_syncs_serves_the_kiosk_and_stops_on_sigterm(central: Central, organ
     assert notify.recv(100) == b"STOPPING=1"
 
 
+def test_run_applies_the_centrals_settings_and_runs_its_commands(central: Central, organisation: int,
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    data_dir = tmp_path / "data"
+    activated(central, organisation, data_dir)
+    store = Store(data_dir)
+    device = str(store.state()["device_id"])
+    store.close()
+    central.cli("fleet", "config", "--device", device, "log_level=DEBUG", "heartbeat_interval=30")
+    resync = central.cli("fleet", "send", device, "resync", "--json")["id"]
+    screenshot = central.cli("fleet", "send", device, "screenshot", "--json")["id"]
+
+    def listed() -> dict:
+        return next(d for d in central.cli("fleet", "list", "--json") if str(d["id"]) == device)
+
+    with running_daemon(data_dir, free_port()) as daemon:
+        wait_for(lambda: central.cli("fleet", "command", resync, "--json")["status"] == "done", "the resync done")
+        failed = wait_for(lambda: (c := central.cli("fleet", "command", screenshot, "--json"))["status"] == "failed"
+                          and c, "the screenshot refused")  # fmt: skip
+        wait_for(lambda: listed()["applied_generation"] == listed()["generation"], "the settings reported applied")
+    assert daemon.returncode == 0
+    assert "not available" in failed["result"]["error"]
+    assert listed()["reported"]["config"] == {"log_level": "DEBUG", "heartbeat_interval": 30.0}
+    output = daemon.stdout.read() if daemon.stdout else ""
+    assert "Running command" in output and resync in output
+
+
 def test_run_without_a_central_starts_syncing_once_activated(central: Central, organisation: int, passes: list[str],
                                                             tmp_path: Path) -> None:  # fmt: skip
     """A new Pi starts before it knows its central; `activate` is handed to the running daemon, which syncs
