@@ -147,9 +147,22 @@ RESPONSES: dict[str, Any] = {
         {
             "device_id": INT,
             "organisation_id": INT,
+            "generation": INT,
+            "config": {"type": "object", "description": "remote settings (aptic.settings), merged"},
             "software_version": NULL_STR,
-            "commands": {"type": "array", "items": {"type": "object"}},
+            "commands": {
+                "type": "array",
+                "items": _obj({"id": STR, "kind": STR, "args": {"type": "object"}, "not_after": STR}),
+            },
+            "poll_after_s": {"type": "number"},
             "server_time": STR,
+        }
+    ),
+    "ReportAck": _obj(
+        {
+            "status": STR,
+            "acks": {"type": "object", "additionalProperties": STR, "description": "command id: stored status"},
+            "unknown": {"type": "array", "items": STR},
         }
     ),
 }
@@ -282,7 +295,23 @@ def document() -> dict[str, Any]:
                 "get": {
                     "operationId": "desiredState",
                     "security": SECURED,
-                    "responses": {"200": _answer("what the device should be", "DesiredState"), **_errors(401)},
+                    "description": "With If-None-Match set to the last ETag: 304 while the generation is unchanged.",
+                    "responses": {
+                        "200": _answer("what the device should be (ETag: its generation)", "DesiredState"),
+                        "304": {"description": "unchanged since the ETag sent"},
+                        **_errors(401),
+                    },
+                }
+            },
+            "/api/v1/report": {
+                "post": {
+                    "operationId": "report",
+                    "security": SECURED,
+                    "requestBody": {"required": True, "content": _json("Report")},
+                    "responses": {
+                        "200": _answer("recorded; acks only move forward", "ReportAck"),
+                        **_errors(400, 401, 413),
+                    },  # fmt: skip
                 }
             },
         },

@@ -51,7 +51,7 @@ def test_api_conforms_to_its_openapi_document(central, mode):
             case.call_and_validate(base_url=central.base, headers=headers, checks=checks)
 
         check()
-    assert seen == 8
+    assert seen == 9
 
 
 def test_document_lists_exactly_the_served_routes(tmp_path):
