@@ -2,7 +2,7 @@
 
 ::
 
-    aptic-central fleet list [--organisation N]            devices, what they last said and applied
+    aptic-central fleet list [--organisation N] [--alerts] devices, their alerts, what they said and applied
     aptic-central fleet config --organisation 3            the settings at one level (and, for a device, merged)
     aptic-central fleet config --fleet log_level=INFO heartbeat_interval=120
     aptic-central fleet config --device 12 point_id=null --unset log_level
@@ -52,7 +52,9 @@ def _level(args: argparse.Namespace) -> tuple[str, int]:
 
 def cmd_list(args: argparse.Namespace, engine: Any, out: Any) -> int:
     with engine.connect() as conn:
-        rows = fleet.list_devices(conn, args.organisation)
+        rows = fleet.list_devices(conn, args.organisation, system_clock())
+    if args.alerts:
+        rows = [row for row in rows if row["alerts"]]
     lines = []
     for d in rows:
         state = "revoked" if d["revoked_at"] else "active"
@@ -61,6 +63,7 @@ def cmd_list(args: argparse.Namespace, engine: Any, out: Any) -> int:
             f"{d['id']:>4}  {d['kit_number']}  {d['serial']}  {d['software_version']}  {state}  "
             f"generation {d['generation']} ({applied})  last seen {d['last_seen_at'] or '-'}"
         )
+        lines += [f"        ! {a['code']}: {a['message']}" for a in d["alerts"]]
     out(rows, "\n".join(lines) or "no device")
     return 0
 
@@ -127,8 +130,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
         p.set_defaults(func=run(func))
         return p
 
-    p = command("list", cmd_list, "devices with their generation, what they applied and when they were seen")
+    p = command("list", cmd_list, "devices with their health, alerts, generation and what they applied")
     p.add_argument("--organisation", type=int)
+    p.add_argument("--alerts", action="store_true", help="only the devices with an alert")
     p = command("config", cmd_config, "show or set remote settings at one level")
     level = p.add_mutually_exclusive_group(required=True)
     level.add_argument("--fleet", action="store_true", help="the fleet's defaults")

@@ -311,7 +311,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _answer("recorded; acks only move forward", "ReportAck"),
                         **_errors(400, 401, 413),
-                    },  # fmt: skip
+                    },
                 }
             },
         },

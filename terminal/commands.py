@@ -32,6 +32,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         section = remote.scanner_section(config, started_with)
         reader = _start_scanner(codes, terminal, config, args.virtual_douchette, section)
 
+    server: Any = None  # the kiosk's, once it listens
+
+    def screen() -> dict[str, Any] | None:
+        """How long the kiosk page has been quiet (the screen's watchdog restarts it past a limit)."""
+        if server is None:
+            return None
+        kiosk = server.application.extensions["aptic.kiosk"]
+        return {"page_quiet_s": round(time.monotonic() - kiosk.page_seen, 1)}
+
     def make_worker(url: str) -> SyncWorker:
         client = CentralClient(url, token=store.token, timeout=(config.connect_timeout, config.read_timeout))
         worker = SyncWorker(
@@ -246,6 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             check_timeout=config.check_timeout,
             version=version,
             scanners=reader.devices if reader else list,
+            screen=screen,
         )
         terminal.online_check = worker.check_validity
         apply = remote.applier(config, terminal, worker, started_with)
@@ -278,7 +289,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     # `aptic-terminal activate` while this daemon runs is handed over here (see terminal.control).
     control_server = ControlServer(config.data_dir / CONTROL_SOCKET, {"activate": activate_for}).start()
 
-    server = None
     if not args.no_kiosk:
         server = _start_kiosk(config, terminal, feedback, reader, sync, version, activate)
 

@@ -36,7 +36,6 @@ import fcntl
 import logging
 import os
 import random
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -293,7 +292,7 @@ class SyncWorker:
 
     ``interval``: seconds between rounds while all is well (a submitted entry wakes the worker at once);
     ``heartbeat_interval``: seconds between heartbeats; ``scanners``: a function listing the douchettes, for
-    the heartbeat; ``version``: the software version reported.
+    the heartbeat; ``screen``: one saying how the kiosk page is doing; ``version``: the software version.
     """
 
     def __init__(
@@ -307,6 +306,7 @@ class SyncWorker:
         backoff: Backoff | None = None,
         check_timeout: float = 1.5,
         scanners: Callable[[], list[dict[str, Any]]] = list,
+        screen: Callable[[], dict[str, Any] | None] = lambda: None,
         version: str = "dev",
     ) -> None:
         self.terminal = terminal
@@ -318,6 +318,7 @@ class SyncWorker:
         self.backoff = backoff or Backoff()
         self.check_timeout = check_timeout
         self.scanners = scanners
+        self.screen = screen
         self.version = version
         self.online = False
         self.last_success: str | None = None
@@ -397,18 +398,27 @@ class SyncWorker:
     # -- heartbeat ---------------------------------------------------------------------------------------
 
     def heartbeat_status(self) -> dict[str, Any]:
-        """What the heartbeat reports: version, uptime, outbox, scanners, clock, free disk."""
+        """What the heartbeat reports: versions, uptimes, outbox, scanners, screen, clock, disk, power, the
+        release (``terminal.health`` for the machine's part); the central turns it into alerts."""
+        from terminal import health
+
         status = self.terminal.status()
-        free = shutil.disk_usage(self.store.directory).free
+        state = self.store.state()
         return {
             "software_version": self.version,
+            **health.versions(),
             "uptime_s": round(time.monotonic() - self._started_at, 1),
+            "system_uptime_s": health.system_uptime(),
             "outbox_pending": status["outbox"]["pending"],
             "oldest_pending_age_s": status["outbox"]["oldest_pending_age_s"],
             "scanners": self.scanners(),
+            "screen": self.screen(),
             "clock_synced": status["clock_synced"],
             "boot_id": status["boot_id"],
-            "free_disk_bytes": free,
+            **health.disk(self.store.directory),
+            "fs_errors": health.fs_errors(self.store.directory),
+            "under_voltage": health.under_voltage(),
+            "applied_generation": state.get("applied_generation"),
             "last_sync": self.last_success,
         }
 

@@ -32,8 +32,10 @@ DEFAULT_TTL = timedelta(hours=24)
 POLL_AFTER_S = 300  # unless the settings say otherwise (poll_interval)
 
 
-def list_devices(conn: Connection, organisation_id: int | None = None) -> list[dict[str, Any]]:
-    """Devices with their kit and what they last said: what an operator needs before revoking one."""
+def list_devices(
+    conn: Connection, organisation_id: int | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Devices with their kit, what they last said and (given ``now``) their alerts."""
     query = (
         select(t.devices, t.kits.c.kit_number).join(t.kits, t.kits.c.id == t.devices.c.kit_id).order_by(t.devices.c.id)
     )
@@ -59,6 +61,7 @@ def list_devices(conn: Connection, organisation_id: int | None = None) -> list[d
             "applied_generation": d.applied_generation,
             "reported": d.reported,
             "reported_at": when(d.reported_at),
+            "alerts": alerts(d, now) if now is not None and d.revoked_at is None else [],
         }
         for d in conn.execute(query)
     ]
@@ -71,6 +74,49 @@ def heartbeat(conn: Connection, device_id: int, status: dict[str, Any], now: dat
         values["software_version"] = status["software_version"]
     conn.execute(update(t.devices).where(t.devices.c.id == device_id).values(**values))
     return {"status": "ok", "server_time": now.isoformat()}
+
+
+# -- health -----------------------------------------------------------------------------------------------
+
+OFFLINE_AFTER = timedelta(hours=24)
+PENDING_TOO_LONG = timedelta(hours=48)
+DISK_LOW_BYTES, DISK_LOW_SHARE = 200 * 2**20, 0.10
+SCREEN_QUIET_S = 300  # the screen's watchdog restarts a page quiet for 75 s: five minutes means it cannot
+
+
+def alerts(device: Any, now: datetime) -> list[dict[str, str]]:
+    """What an operator should act on for one device, from its last heartbeat and report: a code, and what it
+    means in French (the operators are), with what to do."""
+    found: list[dict[str, str]] = []
+
+    def alert(code: str, message: str) -> None:
+        found.append({"code": code, "message": message})
+
+    seen = utc(device.last_seen_at)
+    if seen is None or now - seen > OFFLINE_AFTER:
+        since = "jamais vu" if seen is None else f"vu pour la dernière fois le {seen:%d/%m/%Y %H:%M} UTC"
+        alert("offline", f"Hors ligne depuis plus de 24 h ({since}) : vérifier l'alimentation et le réseau du lieu.")
+    status = device.last_status or {}
+    pending_s = status.get("oldest_pending_age_s")
+    if isinstance(pending_s, int | float) and pending_s > PENDING_TOO_LONG.total_seconds():
+        alert("scans_pending", f"{status.get('outbox_pending', '?')} scan(s) en attente depuis plus de 48 h : "
+              "le lieu ne sera pas payé tant qu'ils ne sont pas envoyés.")  # fmt: skip
+    if status.get("clock_synced") is False:
+        alert("clock_unsynced", "Horloge non synchronisée : les dates des scans sont incertaines (NTP bloqué ?).")
+    free, total = status.get("free_disk_bytes"), status.get("disk_bytes")
+    if isinstance(free, int) and (free < DISK_LOW_BYTES or (isinstance(total, int) and free < DISK_LOW_SHARE * total)):
+        alert("disk_low", f"Carte presque pleine ({free // 2**20} Mio libres).")
+    if isinstance(status.get("fs_errors"), int) and status["fs_errors"] > 0:
+        alert("fs_errors", f"{status['fs_errors']} erreur(s) du système de fichiers : changer la carte SD.")
+    if status.get("under_voltage") is True:
+        alert("under_voltage", "Sous-tension détectée : remplacer l'alimentation du Raspberry Pi.")
+    screen = status.get("screen") or {}
+    if isinstance(screen.get("page_quiet_s"), int | float) and screen["page_quiet_s"] > SCREEN_QUIET_S:
+        alert("screen", "L'écran du kiosque ne répond plus depuis plus de 5 minutes.")
+    release = (device.reported or {}).get("release") or {}
+    if release.get("phase") == "rolled_back":
+        alert("rolled_back", f"Mise à jour {release.get('bad', '?')} annulée : la version précédente tourne.")
+    return found
 
 
 # -- settings ---------------------------------------------------------------------------------------------

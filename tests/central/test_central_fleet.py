@@ -187,3 +187,37 @@ def test_the_operator_sets_settings_and_follows_a_command_from_the_command_line(
     assert followed["status"] == "done"
     code, devices = run("fleet", "list")
     assert devices[0]["generation"] > 1
+
+
+def test_heartbeats_become_alerts_an_operator_can_act_on(central, clock):
+    from central.services import fleet
+
+    org, _ = central.organisation()
+    sick, well, silent = central.device(org, "pi-sick"), central.device(org, "pi-well"), central.device(org, "pi-0")
+    fine = {"software_version": "0.2.0", "clock_synced": True, "outbox_pending": 0, "oldest_pending_age_s": None,
+            "free_disk_bytes": 3 * 2**30, "disk_bytes": 4 * 2**30, "fs_errors": 0, "under_voltage": False,
+            "screen": {"page_quiet_s": 12.0}}  # fmt: skip
+    assert well.post("/api/v1/heartbeat", json=fine).status_code == 200
+    bad = {**fine, "clock_synced": False, "outbox_pending": 7, "oldest_pending_age_s": 3 * 86400,
+           "free_disk_bytes": 50 * 2**20, "fs_errors": 2, "under_voltage": True,
+           "screen": {"page_quiet_s": 900}}  # fmt: skip
+    assert sick.post("/api/v1/heartbeat", json=bad).status_code == 200
+
+    def codes(now):
+        with central.engine.connect() as conn:
+            return {d["serial"]: [a["code"] for a in d["alerts"]] for d in fleet.list_devices(conn, org, now)}
+
+    assert codes(clock()) == {
+        "pi-well": [],
+        "pi-sick": ["scans_pending", "clock_unsynced", "disk_low", "fs_errors", "under_voltage", "screen"],
+        "pi-0": ["offline"],  # activated, never heard since
+    }
+    clock.advance(hours=25)
+    assert codes(clock())["pi-well"] == ["offline"]
+    assert silent.post("/api/v1/heartbeat", json=fine).status_code == 200
+    assert codes(clock())["pi-0"] == []
+    with central.engine.connect() as conn:
+        [sick_row] = [d for d in fleet.list_devices(conn, org, clock()) if d["serial"] == "pi-sick"]
+    messages = {a["code"]: a["message"] for a in sick_row["alerts"]}
+    assert messages["scans_pending"].startswith("7 scan(s) en attente depuis plus de 48 h")
+    assert messages["offline"].startswith("Hors ligne depuis plus de 24 h")

@@ -158,15 +158,22 @@ def test_run_applies_the_centrals_settings_and_runs_its_commands(central: Centra
     def listed() -> dict:
         return next(d for d in central.cli("fleet", "list", "--json") if str(d["id"]) == device)
 
-    with running_daemon(data_dir, free_port()) as daemon:
+    synced = tmp_path / "synchronized"  # as systemd-timesyncd leaves it once the clock is set
+    synced.touch()
+    with running_daemon(data_dir, free_port(), APTIC_TERMINAL_SYNC_MARKER=str(synced)) as daemon:
         wait_for(lambda: central.cli("fleet", "command", resync, "--json")["status"] == "done", "the resync done")
         failed = wait_for(lambda: (c := central.cli("fleet", "command", screenshot, "--json"))["status"] == "failed"
                           and c, "the screenshot refused")  # fmt: skip
         wait_for(lambda: listed()["applied_generation"] == listed()["generation"], "the settings reported applied")
-    assert daemon.returncode == 0
+    output = daemon.stdout.read() if daemon.stdout else ""
+    assert daemon.returncode == 0, output
     assert "not available" in failed["result"]["error"]
     assert listed()["reported"]["config"] == {"log_level": "DEBUG", "heartbeat_interval": 30.0}
-    output = daemon.stdout.read() if daemon.stdout else ""
+    health = listed()["last_status"]  # the heartbeat, with the machine's part
+    assert health is not None, output
+    assert "screen" in health and health["disk_bytes"] >= health["free_disk_bytes"] > 0  # the first: no kiosk yet
+    assert health["system_uptime_s"] > 0 and health["kernel"] and "fs_errors" in health and "under_voltage" in health
+    assert listed()["alerts"] == []
     assert "Running command" in output and resync in output
 
 
