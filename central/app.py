@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from aptic.passnumber import Authenticator, hmac_authenticator
-from central import api
+from central import api, tuf_files
 from central.config import Settings
 from central.db import make_engine
 from central.services.common import Clock, system_clock
@@ -35,5 +35,6 @@ def create_app(settings: Settings, *, now: Clock | None = None, engine: Engine |
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["aptic_central"] = Central(settings, engine or make_engine(settings.db_url))
     app.register_blueprint(api.bp)
+    app.register_blueprint(tuf_files.bp)
     api.register_errors(app)
     return app

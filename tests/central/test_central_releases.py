@@ -1,0 +1,201 @@
+"""Signed releases end to end: a TUF repository built here with central/releases.py, served by the real
+central on a loopback port (/tuf), read by a terminal's updates/fetch.py. What must never happen: a bundle
+installed that the keys did not sign, or a replayed, expired or downgraded release taken."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from central import releases
+from updates.fetch import FetchError, ReleaseSource, choose
+
+
+class Keys:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir()
+        self.roots = [directory / f"root-{i}.pem" for i in range(3)]
+        self.targets = directory / "targets.pem"
+        self.stranger = directory / "stranger.pem"
+        for path in [*self.roots, self.targets, self.stranger]:
+            releases.generate_key(path)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Keys:
+    return Keys(tmp_path / "offline-keys")
+
+
+@pytest.fixture
+def repo(central, keys: Keys) -> Path:
+    directory = central.settings.data_dir / "tuf"
+    releases.init_repository(directory, keys.roots, 2, keys.targets)
+    return directory
+
+
+def bundle(tmp_path: Path, version: str, size: int = 300_000) -> Path:
+    path = tmp_path / f"bundle-{version}.tar"
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def source(central, repo: Path, tmp_path: Path, base: str | None = None) -> ReleaseSource:
+    return ReleaseSource(base or central.base, tmp_path / "device", releases.root_json(repo))
+
+
+def test_a_published_release_is_found_downloaded_and_verified(central, repo, keys, tmp_path) -> None:
+    published = releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    device = source(central, repo, tmp_path)
+    info = device.target("0.2.0")
+    assert info.length == published["length"] and info.hashes["sha256"] == published["sha256"]
+    path = device.download(info)
+    assert path.read_bytes() == (tmp_path / "bundle-0.2.0.tar").read_bytes()
+    with pytest.raises(FetchError, match="not published"):
+        device.target("0.3.0")
+    assert [r["version"] for r in releases.releases(repo)] == ["0.2.0"]
+    # The online keys never leave the central: nothing under /tuf reaches them.
+    for name in ("keys/timestamp.pem", "..%2Fkeys%2Ftimestamp.pem", "timestamp.pem"):
+        r = central_get(central, f"/tuf/metadata/{name}")
+        assert r.status == 404, name
+
+
+def central_get(central, path: str) -> http.client.HTTPResponse:
+    parts = urlsplit(central.base)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection.request("GET", path)
+    return connection.getresponse()
+
+
+def test_publishing_needs_the_targets_key_and_a_newer_version(central, repo, keys, tmp_path) -> None:
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    for version, key, why in (("0.2.1", keys.stranger, "does not hold the targets role"),
+                              ("0.1.9", keys.targets, "not newer"), ("0.2.0", keys.targets, "not newer"),
+                              ("latest", keys.targets, "not a release version")):  # fmt: skip
+        with pytest.raises(releases.ReleaseError, match=why):
+            releases.publish(repo, bundle(tmp_path, "x"), version, key)
+    assert [r["version"] for r in releases.releases(repo)] == ["0.2.0"]
+
+
+def test_a_tampered_bundle_is_refused_and_nothing_is_kept(central, repo, keys, tmp_path) -> None:
+    published = releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    stored = repo / "targets" / f"{published['sha256']}.aptic-terminal-0.2.0.tar"
+    data = bytearray(stored.read_bytes())
+    data[1000] ^= 0xFF  # one byte flipped on the central's disk (or on the way)
+    stored.write_bytes(bytes(data))
+    device = source(central, repo, tmp_path)
+    with pytest.raises(FetchError, match="bundle refused"):
+        device.download(device.target("0.2.0"))
+    assert list(device.downloads.iterdir()) == []
+
+
+def test_metadata_signed_by_a_wrong_key_is_refused(central, repo, keys, tmp_path) -> None:
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    # Someone with the central's disk but not the targets key re-signs the targets list with their own key.
+    forged = releases.Repository(repo).load("targets")
+    forged.signed.version += 1
+    forged.signatures.clear()
+    forged.sign(releases.load_signer(keys.stranger))
+    releases.Repository(repo).write(forged)
+    releases.Repository(repo).sign_online(datetime.now(UTC))
+    with pytest.raises(FetchError, match="signed metadata refused"):
+        source(central, repo, tmp_path).target("0.2.0")
+
+
+def test_an_expired_timestamp_and_a_clock_weeks_off_install_nothing(central, repo, keys, tmp_path) -> None:
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    # A timestamp signed 30 days ago: as a central that stopped re-signing, or a terminal 30 days fast.
+    releases.Repository(repo).sign_timestamp(datetime.now(UTC) - timedelta(days=30))
+    with pytest.raises(FetchError, match="Expired"):
+        source(central, repo, tmp_path).target("0.2.0")
+
+
+def test_an_older_timestamp_replayed_is_refused_and_a_truncated_cache_recovers(central, repo, keys, tmp_path) -> None:
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    old = (repo / "metadata" / "timestamp.json").read_bytes()
+    releases.refresh(repo)
+    device = source(central, repo, tmp_path)
+    device.target("0.2.0")  # the terminal has seen the newer timestamp
+    (repo / "metadata" / "timestamp.json").write_bytes(old)  # an attacker (or a restored backup) replays the old
+    with pytest.raises(FetchError, match=r"BadVersionNumber|older"):
+        device.target("0.2.0")
+    releases.refresh(repo)
+    for cached in device.metadata_dir.glob("*.json"):
+        if cached.name != "root.json":
+            cached.write_bytes(b"")  # a power cut truncated the client's cache
+    assert device.target("0.2.0").custom["version"] == "0.2.0"
+
+
+def test_the_policy_never_takes_a_downgrade_or_a_release_rolled_back() -> None:
+    assert choose("0.3.0", "0.2.0", []) == "0.3.0"
+    assert choose("0.10.0", "0.9.3", []) == "0.10.0"  # numbers, not text
+    assert choose("0.1.0", "0.2.0", []) is None  # a downgrade: publish it as a newer version
+    assert choose("0.2.0", "0.2.0", []) is None
+    assert choose("0.3.0", "0.2.0", ["0.3.0"]) is None
+    assert choose("latest", "0.2.0", []) is None and choose(None, "0.2.0", []) is None
+
+
+class CuttingProxy:
+    """Forwards GETs to the central, but cuts the body of the next response after ``cut`` bytes; counts the
+    body bytes it let through (what a 4G link would have carried)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = urlsplit(target)
+        self.cut: int | None = None
+        self.carried = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                upstream = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("range", "if-range")}
+                upstream.request("GET", self.path, headers=headers)
+                answer = upstream.getresponse()
+                body = answer.read()
+                cut, proxy.cut = proxy.cut, None
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("connection", "transfer-encoding"):
+                        self.send_header(key, value)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                sent = body if cut is None else body[:cut]
+                self.wfile.write(sent)
+                if self.path.startswith("/tuf/targets/"):
+                    proxy.carried += len(sent)
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("share", [0.1, 0.5, 0.9])
+def test_a_download_cut_on_the_way_resumes_where_it_stopped(central, repo, keys, tmp_path, share: float) -> None:
+    size = 400_000
+    releases.publish(repo, bundle(tmp_path, "0.2.0", size), "0.2.0", keys.targets)
+    proxy = CuttingProxy(central.base)
+    try:
+        device = source(central, repo, tmp_path, base=proxy.url)
+        info = device.target("0.2.0")
+        proxy.cut = int(size * share)
+        with pytest.raises(FetchError, match="cut"):
+            device.download(info)
+        path = device.download(info)  # the next try asks for the rest only
+    finally:
+        proxy.close()
+    assert path.read_bytes() == (tmp_path / "bundle-0.2.0.tar").read_bytes()
+    assert proxy.carried <= 1.2 * size, f"{proxy.carried} bytes carried for a {size}-byte bundle"
