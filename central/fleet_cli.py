@@ -9,6 +9,17 @@
     aptic-central fleet send 12 resync --wait 120          queue a command, follow it until it ends
     aptic-central fleet command ID                         where a command stands
 
+Signed releases (``central/releases.py``; the offline keys are files kept off the central)::
+
+    aptic-central fleet keygen KEY.pem                     a new ed25519 key (root or targets), mode 0600
+    aptic-central fleet init-releases --root-key R1.pem --root-key R2.pem --root-key R3.pem --threshold 2 \
+                                      --targets-key T.pem
+    aptic-central fleet publish BUNDLE.tar --version 0.3.0 --targets-key T.pem
+    aptic-central fleet releases                           what is published
+    aptic-central fleet refresh-releases                   re-sign the timestamp (daily, from cron or a timer)
+    aptic-central fleet rollout-start 0.3.0 --percent 10 [--devices 4,7]
+    aptic-central fleet rollout-pause ID | rollout-resume ID | rollout-widen ID --percent 50 [--devices 9]
+
 A value is read as JSON when it parses (``30``, ``null``, ``true``), as text otherwise (``INFO``). The settings
 and what they mean: ``aptic.settings``.
 """
@@ -19,6 +30,7 @@ import argparse
 import json
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -119,6 +131,88 @@ def cmd_command(args: argparse.Namespace, engine: Any, out: Any) -> int:
     return 0
 
 
+def _repository(args: argparse.Namespace) -> Any:
+    from central import config
+
+    return config.settings(args.db, args.data_dir).data_dir / "tuf"
+
+
+def cmd_keygen(args: argparse.Namespace, engine: Any, out: Any) -> int:
+    from central import releases
+
+    keyid = releases.generate_key(Path(args.path))
+    out({"path": args.path, "keyid": keyid}, f"{args.path}: ed25519 key {keyid} (keep it off the central)")
+    return 0
+
+
+def cmd_init_releases(args: argparse.Namespace, engine: Any, out: Any) -> int:
+    from central import releases
+
+    try:
+        repo = releases.init_repository(_repository(args), [Path(k) for k in args.root_key], args.threshold,
+                                        Path(args.targets_key))  # fmt: skip
+    except releases.ReleaseError as error:
+        raise ServiceError(400, "invalid_release", str(error)) from None
+    out({"repository": str(repo.directory)}, f"release repository made in {repo.directory}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace, engine: Any, out: Any) -> int:
+    from central import releases
+
+    try:
+        result = releases.publish(_repository(args), Path(args.bundle), args.version, Path(args.targets_key))
+    except (releases.ReleaseError, FileNotFoundError) as error:
+        raise ServiceError(400, "invalid_release", str(error)) from None
+    out(result, f"published {result['target']} ({result['length']} bytes, sha256 {result['sha256']})")
+    return 0
+
+
+def cmd_releases(args: argparse.Namespace, engine: Any, out: Any) -> int:
+    from central import releases
+
+    rows = releases.releases(_repository(args))
+    out(rows, "\n".join(f"{r['version']}  {r['length']} bytes  {r['sha256']}" for r in rows) or "no release")
+    return 0
+
+
+def cmd_refresh_releases(args: argparse.Namespace, engine: Any, out: Any) -> int:
+    from central import releases
+
+    result = releases.refresh(_repository(args))
+    out(result, f"timestamp {result['timestamp_version']}, valid until {result['expires']}")
+    return 0
+
+
+def _rollout_text(r: dict[str, Any]) -> str:
+    return (f"rollout {r['id']}: {r['version']} to {r['percent']} % and {len(r['devices'])} listed device(s), "
+            f"{r['status']}: {r['picked']} picked, {r['running']} running it")  # fmt: skip
+
+
+def cmd_rollout_start(args: argparse.Namespace, engine: Any, out: Any) -> int:
+    from central import releases
+
+    published = [r["version"] for r in releases.releases(_repository(args))]
+    if args.version not in published:
+        raise ServiceError(400, "invalid_release", f"{args.version} is not published ({', '.join(published)})")
+    result = fleet.start_rollout(engine, args.version, system_clock(), args.percent, _ids(args.devices))
+    out(result, _rollout_text(result))
+    return 0
+
+
+def cmd_rollout_change(args: argparse.Namespace, engine: Any, out: Any) -> int:
+    status = {"rollout-pause": "paused", "rollout-resume": "active"}.get(args.fleet_command)
+    result = fleet.change_rollout(engine, args.id, system_clock(), status=status,
+                                  percent=getattr(args, "percent", None),
+                                  add_devices=_ids(getattr(args, "devices", None)))  # fmt: skip
+    out(result, _rollout_text(result))
+    return 0
+
+
+def _ids(text: str | None) -> list[int]:
+    return [int(part) for part in (text or "").split(",") if part.strip()]
+
+
 def add_commands(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
     """Register ``fleet`` and its subcommands; ``run(func)`` wraps one into an ``args.func``."""
     group = sub.add_parser("fleet", help="the fleet: devices, settings, commands", description=__doc__,
@@ -148,3 +242,27 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
     p.add_argument("--wait", type=float, default=0.0, help="seconds to follow it (exit 1 unless it is done)")
     p = command("command", cmd_command, "where a command stands")
     p.add_argument("id")
+
+    p = command("keygen", cmd_keygen, "make an offline ed25519 key (root or targets) in a new file")
+    p.add_argument("path")
+    p = command("init-releases", cmd_init_releases, "make the signed-release repository")
+    p.add_argument("--root-key", action="append", required=True, help="a root key file (give each)")
+    p.add_argument("--threshold", type=int, default=2, help="root keys needed to sign a new root (default 2)")
+    p.add_argument("--targets-key", required=True, help="the targets key file (it signs every publication)")
+    p = command("publish", cmd_publish, "publish a release bundle, signed with the offline targets key")
+    p.add_argument("bundle")
+    p.add_argument("--version", required=True)
+    p.add_argument("--targets-key", required=True)
+    command("releases", cmd_releases, "the published releases")
+    command("refresh-releases", cmd_refresh_releases, "re-sign the timestamp (run daily)")
+    p = command("rollout-start", cmd_rollout_start, "roll a published release out to a share and/or devices")
+    p.add_argument("version")
+    p.add_argument("--percent", type=int, default=0)
+    p.add_argument("--devices", help="device ids, comma-separated: these first")
+    for name, text in (("rollout-pause", "pause a rollout"), ("rollout-resume", "resume a paused rollout"),
+                       ("rollout-widen", "widen a rollout: a larger share, more devices")):  # fmt: skip
+        p = command(name, cmd_rollout_change, text)
+        p.add_argument("id", type=int)
+        if name == "rollout-widen":
+            p.add_argument("--percent", type=int)
+            p.add_argument("--devices")

@@ -164,6 +164,21 @@ fleet_settings = Table(
     UniqueConstraint("scope", "ref", name="uq_fleet_settings_scope_ref"),
 )
 
+# Rollouts of signed releases (central/releases.py): a version for a share of the fleet (a stable hash of the
+# device id picks it) and/or a list of devices; started, paused or widened by the operator. A device's target
+# version is that of the newest active rollout that picks it.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", String(20), nullable=False),
+    Column("percent", Integer, nullable=False),
+    Column("devices", JSON, nullable=False),  # device ids, always included
+    Column("status", String(10), nullable=False),  # active | paused
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
 # Commands sent to devices, one row per (command, device): an id the device keeps in its journal, an expiry,
 # and a status that only moves forward (pending, received, started, then done, failed, expired or interrupted).
 commands = Table(

@@ -9,6 +9,7 @@ a duplicate or a late one changes nothing and still gets a 200, so a device may 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -206,7 +207,7 @@ def desired_state(conn: Connection, device: Any, now: datetime) -> dict[str, Any
         "organisation_id": device.organisation_id,
         "generation": device.generation,
         "config": config,
-        "software_version": None,  # signed releases come with the updates
+        "software_version": target_version(conn, device.id),
         "commands": [
             {"id": c.id, "kind": c.kind, "args": c.args, "not_after": utc(c.not_after).isoformat()}
             for c in open_commands
@@ -214,6 +215,82 @@ def desired_state(conn: Connection, device: Any, now: datetime) -> dict[str, Any
         "poll_after_s": config.get("poll_interval", POLL_AFTER_S),
         "server_time": now.isoformat(),
     }
+
+
+# -- rollouts of signed releases ------------------------------------------------------------------------------
+
+
+def picks(rollout: Any, device_id: int) -> bool:
+    """Whether ``rollout`` reaches the device: listed, or within its share by a stable hash of the two ids
+    (widening a rollout from 10 to 50 % keeps the first 10 %)."""
+    if device_id in (rollout.devices or []):
+        return True
+    bucket = int(hashlib.sha256(f"rollout:{device_id}".encode()).hexdigest()[:8], 16) % 100
+    return bucket < rollout.percent
+
+
+def target_version(conn: Connection, device_id: int) -> str | None:
+    """The version of the newest active rollout that picks the device (None: no update wanted)."""
+    rows = conn.execute(
+        select(t.rollouts).where(t.rollouts.c.status == "active").order_by(t.rollouts.c.id.desc())
+    ).all()
+    return next((row.version for row in rows if picks(row, device_id)), None)
+
+
+def start_rollout(engine: Engine, version: str, now: datetime, percent: int = 0,
+                  devices: Sequence[int] = ()) -> dict[str, Any]:  # fmt: skip
+    """Roll ``version`` (published with ``aptic-central release publish``) out to ``percent`` % of the fleet
+    and to ``devices``."""
+    if not 0 <= percent <= 100:
+        raise ServiceError(400, "invalid_request", "Pourcentage entre 0 et 100.", {"percent": "0-100"})
+    with write_transaction(engine) as conn:
+        rollout_id = conn.execute(
+            insert(t.rollouts).values(
+                version=version,
+                percent=percent,
+                devices=sorted(set(devices)),
+                status="active",
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+        _bump(conn, _devices_of("fleet", 0))
+    return rollout(engine, rollout_id)
+
+
+def change_rollout(engine: Engine, rollout_id: int, now: datetime, *, status: str | None = None,
+                   percent: int | None = None, add_devices: Sequence[int] = ()) -> dict[str, Any]:  # fmt: skip
+    """Pause or resume a rollout, or widen it (a larger share, more devices); never narrowed: a device that
+    updated keeps its version, and a rollback is a newer release."""
+    with write_transaction(engine) as conn:
+        row = conn.execute(select(t.rollouts).where(t.rollouts.c.id == rollout_id)).first()
+        if row is None:
+            raise ServiceError(404, "unknown_rollout", "Déploiement inconnu.")
+        values: dict[str, Any] = {"updated_at": now}
+        if status is not None:
+            if status not in ("active", "paused"):
+                raise ServiceError(400, "invalid_request", "État inconnu.", {"status": "active | paused"})
+            values["status"] = status
+        if percent is not None:
+            if not row.percent <= percent <= 100:
+                raise ServiceError(400, "invalid_request", "Un déploiement s'élargit, il ne se réduit pas.",
+                                   {"percent": f"{row.percent}-100"})  # fmt: skip
+            values["percent"] = percent
+        if add_devices:
+            values["devices"] = sorted({*row.devices, *add_devices})
+        conn.execute(update(t.rollouts).where(t.rollouts.c.id == rollout_id).values(**values))
+        _bump(conn, _devices_of("fleet", 0))
+    return rollout(engine, rollout_id)
+
+
+def rollout(engine: Engine, rollout_id: int) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(select(t.rollouts).where(t.rollouts.c.id == rollout_id)).one()
+        devices = conn.execute(select(t.devices.c.id, t.devices.c.reported).where(t.devices.c.revoked_at.is_(None)))
+        picked = [d for d in devices if picks(row, d.id)]
+    running = sum(1 for d in picked if ((d.reported or {}).get("release") or {}).get("running") == row.version)
+    return {"id": row.id, "version": row.version, "percent": row.percent, "devices": row.devices,
+            "status": row.status, "picked": len(picked), "running": running}  # fmt: skip
 
 
 # -- commands ---------------------------------------------------------------------------------------------

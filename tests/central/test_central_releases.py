@@ -199,3 +199,54 @@ def test_a_download_cut_on_the_way_resumes_where_it_stopped(central, repo, keys,
         proxy.close()
     assert path.read_bytes() == (tmp_path / "bundle-0.2.0.tar").read_bytes()
     assert proxy.carried <= 1.2 * size, f"{proxy.carried} bytes carried for a {size}-byte bundle"
+
+
+def test_the_operator_publishes_then_rolls_out_pauses_and_widens_from_the_command_line(
+    central, tmp_path, capsys, monkeypatch
+) -> None:
+    import json
+
+    from central import cli
+
+    monkeypatch.setenv("APTIC_CENTRAL_SECRET", "x")
+    common = ["--db", central.settings.db_url, "--data-dir", str(central.settings.data_dir), "--json"]
+
+    def run(verb: str, *args: str) -> tuple[int, dict]:
+        code = cli.main(["fleet", verb, *common, *args])
+        out = capsys.readouterr().out
+        return code, json.loads(out) if out.strip() else {}
+
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    for name in ("r1", "r2", "r3", "targets", "stranger"):
+        assert run("keygen", str(offline / f"{name}.pem"))[0] == 0
+    assert (offline / "r1.pem").stat().st_mode & 0o777 == 0o600
+    roots = [arg for n in ("r1", "r2", "r3") for arg in ("--root-key", str(offline / f"{n}.pem"))]
+    assert run("init-releases", *roots, "--threshold", "2", "--targets-key", str(offline / "targets.pem"))[0] == 0
+    code, refused = run("publish", str(bundle(tmp_path, "0.2.0")), "--version", "0.2.0", "--targets-key",
+                        str(offline / "stranger.pem"))  # fmt: skip
+    assert code == 1 and refused["error"] == "invalid_release"
+    code, published = run("publish", str(bundle(tmp_path, "0.2.0")), "--version", "0.2.0", "--targets-key",
+                          str(offline / "targets.pem"))  # fmt: skip
+    assert code == 0 and published["version"] == "0.2.0"
+    assert [r["version"] for r in run("releases")[1]] == ["0.2.0"]
+
+    org, _ = central.organisation()
+    first, second = central.device(org, "pi-1"), central.device(org, "pi-2")
+
+    def wanted(device) -> str | None:
+        return device.get("/api/v1/desired-state").json()["software_version"]
+
+    assert run("rollout-start", "0.9.0", "--devices", str(first.id))[0] == 1  # not published
+    code, rollout = run("rollout-start", "0.2.0", "--devices", str(first.id))
+    assert code == 0 and rollout["picked"] == 1 and rollout["running"] == 0
+    assert (wanted(first), wanted(second)) == ("0.2.0", None)
+    first.post("/api/v1/report", json={"applied_generation": 1, "release": {"running": "0.2.0"}})
+    assert run("rollout-pause", str(rollout["id"]))[1]["status"] == "paused"
+    assert wanted(first) is None
+    run("rollout-resume", str(rollout["id"]))
+    code, widened = run("rollout-widen", str(rollout["id"]), "--percent", "100")
+    assert code == 0 and widened["picked"] == 2 and widened["running"] == 1
+    assert (wanted(first), wanted(second)) == ("0.2.0", "0.2.0")
+    assert run("rollout-widen", str(rollout["id"]), "--percent", "50")[0] == 1  # never narrowed
+    assert run("refresh-releases")[0] == 0

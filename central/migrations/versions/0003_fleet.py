@@ -1,4 +1,4 @@
-"""fleet: desired-state generation and reports on devices, remote settings, commands
+"""fleet: desired-state generation and reports on devices, remote settings, commands, rollouts
 
 Revision ID: 0003
 Revises: 0002
@@ -35,6 +35,17 @@ def upgrade() -> None:
         sa.UniqueConstraint("scope", "ref", name="uq_fleet_settings_scope_ref"),
     )
     op.create_table(
+        "rollouts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.String(length=20), nullable=False),
+        sa.Column("percent", sa.Integer(), nullable=False),
+        sa.Column("devices", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("updated_at", TS, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_rollouts"),
+    )
+    op.create_table(
         "commands",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("device_id", sa.Integer(), nullable=False),
@@ -54,6 +65,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_commands_device_id", table_name="commands")
     op.drop_table("commands")
+    op.drop_table("rollouts")
     op.drop_table("fleet_settings")
     with op.batch_alter_table("devices") as batch:
         for column in ("reported_at", "reported", "applied_generation", "generation"):
