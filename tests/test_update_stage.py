@@ -1,0 +1,79 @@
+"""Staging a release bundle (updates/stage.py): a real venv and a real ``pip install --no-index`` of wheels made
+here; a release is complete, or gone."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from updates.guard import COMPLETE, Guard
+from updates.stage import StageError, build_bundle, enough_space, stage
+
+
+def wheel(directory: Path, version: str, module_code: str = "OK = True\n") -> Path:
+    """A minimal aptic-terminal wheel whose one module is ``fake_release``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"aptic_terminal-{version}-py3-none-any.whl"
+    info = f"aptic_terminal-{version}.dist-info"
+    files = {
+        "fake_release/__init__.py": module_code,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: aptic-terminal\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return path
+
+
+@pytest.fixture
+def self_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("updates.stage.SELF_TEST", "import fake_release; assert fake_release.OK")
+
+
+def test_a_bundle_is_staged_as_a_complete_venv_the_guard_can_switch_to(tmp_path: Path, self_test: None) -> None:
+    wheel(tmp_path / "wheels", "0.3.0")
+    bundle = build_bundle("0.3.0", tmp_path / "wheels", tmp_path / "bundle.tar")
+    releases = tmp_path / "updates" / "releases"
+    staged = stage(bundle, releases, "0.3.0")
+    assert (staged / COMPLETE).is_file() and (staged / "bin" / "python").exists()
+    assert not (staged / "bundle").exists()  # the wheels are not kept twice
+    guard = Guard(tmp_path / "updates", tmp_path / "factory")
+    guard.on_start()
+    guard.switch("0.3.0")
+    assert guard.running() == staged
+    assert stage(bundle, releases, "0.3.0") == staged  # already there: nothing done again
+
+
+@pytest.mark.parametrize("problem", ["self-test fails", "wrong version", "missing wheel", "escaping path"])
+def test_a_bundle_that_cannot_be_staged_leaves_nothing(tmp_path: Path, self_test: None, problem: str) -> None:
+    wheels = tmp_path / "wheels"
+    if problem == "self-test fails":
+        wheel(wheels, "0.3.0", "raise ImportError('broken release')\n")
+    elif problem != "missing wheel":
+        wheel(wheels, "0.3.0")
+    else:
+        wheels.mkdir()
+    bundle = build_bundle("0.4.0" if problem == "wrong version" else "0.3.0", wheels, tmp_path / "bundle.tar")
+    if problem == "escaping path":
+        with tarfile.open(bundle, "a") as tar:
+            evil = tarfile.TarInfo("../../outside.txt")
+            evil.size = 4
+            tar.addfile(evil, io.BytesIO(b"evil"))
+    releases = tmp_path / "releases"
+    with pytest.raises(StageError) as refused:
+        stage(bundle, releases, "0.3.0")
+    assert list(releases.iterdir()) == [] and not (tmp_path / "outside.txt").exists()
+    expected = {"self-test fails": "broken release", "wrong version": "says it is 0.4.0",
+                "missing wheel": "pip failed", "escaping path": "outside"}[problem]  # fmt: skip
+    assert expected in str(refused.value)
+
+
+def test_free_space_is_checked_before_a_download(tmp_path: Path) -> None:
+    assert enough_space(tmp_path, 1024)
+    assert not enough_space(tmp_path, 10**15)  # a petabyte bundle
