@@ -165,3 +165,18 @@ def test_every_write_is_fsynced_before_its_rename_and_the_directory_after(
         assert events[i + 1] == ("fsync", str(target.parent)), f"no directory fsync after renaming {target}"
         if target.name not in ("current", "previous"):  # a symlink holds no data to sync
             assert events[i - 1][0] == "fsync" and events[i - 1][1].endswith(".tmp"), f"{target} not synced first"
+
+
+def test_the_agents_request_is_taken_once(tmp_path: Path, factory: Path) -> None:
+    assert run_guard(tmp_path, factory, "start").returncode == 0
+    updates = tmp_path / "updates"
+    stage(updates, "0.2.0")
+    (updates / "request.json").write_text('{"switch": "0.2.0"}')
+    assert run_guard(tmp_path, factory, "request").returncode == 0
+    assert guard_at(tmp_path, factory).running() == updates / "releases" / "0.2.0"
+    assert not (updates / "request.json").exists()
+    (updates / "request.json").write_text("garbage")
+    refused = run_guard(tmp_path, factory, "request")
+    assert refused.returncode == 1 and "unreadable request" in refused.stderr
+    assert not (updates / "request.json").exists()  # not retried in a loop by its path unit
+    assert run_guard(tmp_path, factory, "request").returncode == 0  # nothing asked: nothing done

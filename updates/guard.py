@@ -246,8 +246,26 @@ class Guard:
             self.restart_daemon()
 
 
+def handle_request(guard: Guard) -> None:
+    """The agent's request (``request.json``, ``{"switch": VERSION}``), taken once: removed before it is acted
+    on, so a request that fails is not retried in a loop (the agent asks again at its next poll)."""
+    path = guard.base / "request.json"
+    try:
+        request = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return
+    except ValueError:
+        request = {}
+    path.unlink()
+    fsync_directory(guard.base)
+    if isinstance(request, dict) and isinstance(request.get("switch"), str):
+        guard.switch(request["switch"])
+    else:
+        raise GuardError(f"unreadable request: {request!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``aptic-update-guard start|switch VERSION|check|status``, run by the units (as root)."""
+    """``aptic-update-guard start|request|switch VERSION|check|status``, run by the units (as root)."""
     logging.basicConfig(level=logging.INFO, format="aptic-update-guard: %(message)s", stream=sys.stderr)
     args = sys.argv[1:] if argv is None else argv
     guard = Guard(Path(os.environ.get("APTIC_UPDATES_DIR", DEFAULT_DIR)),
@@ -255,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args[:1] == ["start"]:
             print(guard.on_start())
+        elif args[:1] == ["request"]:
+            handle_request(guard)
         elif args[:1] == ["switch"] and len(args) == 2:
             guard.switch(args[1])
         elif args[:1] == ["check"]:

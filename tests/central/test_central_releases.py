@@ -250,3 +250,32 @@ def test_the_operator_publishes_then_rolls_out_pauses_and_widens_from_the_comman
     assert (wanted(first), wanted(second)) == ("0.2.0", "0.2.0")
     assert run("rollout-widen", str(rollout["id"]), "--percent", "50")[0] == 1  # never narrowed
     assert run("refresh-releases")[0] == 0
+
+
+def test_the_terminal_takes_the_desired_release_only_once_its_clock_is_synchronised_and_hands_it_to_the_guard(
+    central, repo, keys, tmp_path, monkeypatch
+) -> None:
+    from tests.test_update_stage import wheel
+    from updates.agent import UpdateStep
+    from updates.guard import Guard
+    from updates.stage import build_bundle
+
+    monkeypatch.setattr("updates.stage.SELF_TEST", "import fake_release")
+    wheel(tmp_path / "wheels", "0.2.0")
+    releases.publish(repo, build_bundle("0.2.0", tmp_path / "wheels", tmp_path / "b.tar"), "0.2.0", keys.targets)
+    updates = tmp_path / "device" / "updates"
+    guard = Guard(updates, tmp_path / "factory")
+    guard.on_start()
+    synced = False
+    step = UpdateStep(ReleaseSource(central.base, tmp_path / "device" / "fetch", releases.root_json(repo)), updates,
+                      "0.1.0", clock_synced=lambda: synced, request_switch=guard.switch)  # fmt: skip
+    step.consider("0.2.0")
+    assert step.report()["error"] == "waiting for the clock to be synchronised" and guard.running() == guard.factory
+    synced = True
+    step.consider("0.0.9")  # a downgrade: nothing
+    assert guard.running() == guard.factory and step.report()["error"] is None
+    step.consider("0.2.0")
+    assert guard.running() == updates / "releases" / "0.2.0"
+    assert step.report() == {"running": "0.1.0", "desired": "0.2.0", "phase": "trial", "bad": [], "error": None}
+    step.consider("0.2.0")  # on trial already: nothing more
+    assert guard.state()["starts"] == 0
