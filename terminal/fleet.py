@@ -142,7 +142,8 @@ class FleetAgent:
     ``client``: a :class:`terminal.sync.CentralClient`; ``store``: the terminal's store (it keeps the ETag,
     the generation applied and the remote settings); ``apply_config(config)`` applies settings and returns
     the names that need a restart; ``actions``: command kind → a function of the command's args returning a
-    result; ``restart()`` restarts the daemon (systemd starts it again); ``boot_id`` tells a reboot happened.
+    result; ``restart()`` restarts the daemon (systemd starts it again); ``boot_id`` tells a reboot happened;
+    ``updates`` (an :class:`updates.agent.UpdateStep`) takes the desired software version.
     """
 
     def __init__(
@@ -155,6 +156,7 @@ class FleetAgent:
         actions: Mapping[str, Action],
         boot_id: str,
         restart: Callable[[], None] = lambda: None,
+        updates: Any = None,
         interval: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
@@ -166,10 +168,12 @@ class FleetAgent:
         self.actions = actions
         self.boot_id = boot_id
         self.restart = restart
+        self.updates = updates  # an updates.agent.UpdateStep, when this terminal takes signed releases
         self.interval = interval
         self.clock = clock
         self.jitter = jitter
         self.next_poll: float | None = None
+        self._sent_release: dict[str, Any] | None = None
         journal.recover(boot_id)
 
     def poll_if_due(self) -> bool:
@@ -196,6 +200,9 @@ class FleetAgent:
             for command in document.get("commands") or []:
                 self._receive(command, server_time)
         self._run_received()
+        if self.updates is not None:
+            desired = document.get("software_version") if document is not None else self.updates.desired
+            self.updates.consider(desired)  # at each poll: a failed step is tried again
         self._report(document)
         if document is not None:
             # Saved once reported: a crash in between polls the whole document again, which is harmless.
@@ -258,14 +265,18 @@ class FleetAgent:
 
     def _report(self, document: Mapping[str, Any] | None) -> None:
         acks = self.journal.unreported()
-        if document is None and not acks:
+        release = self.updates.report() if self.updates is not None else None
+        if document is None and not acks and release == self._sent_release:
             return
         body: dict[str, Any] = {"acks": acks}
         state = self.store.state()
         if document is not None:
             body["applied_generation"] = document.get("generation")
             body["config"] = state.get("remote_config")
+        if release is not None:
+            body["release"] = release
         answer = self.client.report(body)
+        self._sent_release = release
         self.journal.mark_reported(answer.get("acks") or {}, acks)
         for unknown in answer.get("unknown") or []:  # not this device's (any more): stop saying it
             self.journal.mark_reported({unknown: "unknown"}, [a for a in acks if a["id"] == unknown])

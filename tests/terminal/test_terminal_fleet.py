@@ -202,3 +202,38 @@ def test_a_journal_that_is_not_json_is_kept_aside_and_replaced(tmp_path: Path) -
     assert journal.unreported() == [] and path.with_name(JOURNAL + ".bad").read_bytes() == b"\x00\x00{garbage"
     journal.record(str(uuid.uuid4()), kind="resync", status="done")
     assert len(CommandJournal(path).unreported()) == 1
+
+
+def test_a_rollout_reaches_the_terminal_which_stages_the_signed_release_and_asks_the_guard(
+    central: Central, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from central import releases
+    from tests.test_update_stage import wheel
+    from updates.agent import UpdateStep
+    from updates.fetch import ReleaseSource
+    from updates.stage import build_bundle
+
+    repository = central.directory / "tuf"  # the served central's own data directory
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    for name in ("r1", "r2", "targets"):
+        releases.generate_key(offline / f"{name}.pem")
+    releases.init_repository(repository, [offline / "r1.pem", offline / "r2.pem"], 2, offline / "targets.pem")
+    monkeypatch.setattr("updates.stage.SELF_TEST", "import fake_release")
+    wheel(tmp_path / "wheels", "0.2.0")
+    bundle = build_bundle("0.2.0", tmp_path / "wheels", tmp_path / "bundle.tar")
+    releases.publish(repository, bundle, "0.2.0", offline / "targets.pem")
+
+    device = Device(central, central.url, tmp_path / "device")
+    asked: list[str] = []
+    updates = tmp_path / "device" / "updates"
+    step = UpdateStep(ReleaseSource(central.url, updates / "fetch", releases.root_json(repository)), updates,
+                      "0.1.0", clock_synced=lambda: True, request_switch=asked.append)  # fmt: skip
+    agent = device.agent()
+    agent.updates = step
+    agent.poll_once()
+    assert asked == []  # no rollout: nothing wanted
+    central.cli("fleet", "rollout-start", "0.2.0", "--devices", str(device.device_id))
+    agent.poll_once()
+    assert asked == ["0.2.0"] and (updates / "releases" / "0.2.0" / ".complete").exists()
+    assert device.listed()["reported"]["release"]["desired"] == "0.2.0"
