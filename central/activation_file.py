@@ -27,14 +27,12 @@ This module knows no database: the caller gives it the kit number and code.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from provisioning import firstboot
 from provisioning.firstboot import Wifi
+from terminal.durable import atomic_write_bytes
 
 FILE_NAME = firstboot.FILE_NAME  # "aptic-activation.toml": the name the device looks for
 
@@ -135,19 +133,4 @@ def write_private(path: Path, data: bytes) -> None:
     card is who holds it. The temporary name, ``<name>.<random>.tmp``, is the one the device's first boot
     sweeps from the card if a write was cut.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    atomic_write_bytes(path, data, mode=None)  # mkstemp makes the file 0600 from the start

@@ -23,6 +23,8 @@ from tuf.api.exceptions import RepositoryError
 from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater
 
+from updates.guard import fsync_directory
+
 logger = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
@@ -49,14 +51,6 @@ def choose(desired: str | None, running: str, bad: list[str]) -> str | None:
         logger.warning("Desired version %r is not a release version", desired)
         return None
     return desired
-
-
-def fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ReleaseSource:
