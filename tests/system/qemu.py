@@ -313,7 +313,10 @@ class Guest:
         return "serial console, last lines:\n" + "\n".join(self.log().splitlines()[-n:])
 
     def guest_lines(self) -> list[str]:
-        return [line.split("GUEST: ", 1)[1].strip() for line in self.log().splitlines() if "GUEST: " in line]
+        """The guest's ``GUEST:`` lines, whole ones only: the console log is read while the guest may still be
+        writing its last line (a long RESULT was once cut mid-string on a busy machine)."""
+        return [line.split("GUEST: ", 1)[1].strip() for line in self.log().splitlines(keepends=True)
+                if "GUEST: " in line and line.endswith("\n")]  # fmt: skip
 
     def wait_for(self, marker: str, timeout: float = 90) -> str:
         """Wait until the guest prints ``GUEST: <marker>...``; return that line (after the marker)."""
