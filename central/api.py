@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from central import models
 from central.db import write_transaction
 from central.openapi import document
-from central.services import activation, fleet, ingest, snapshot, statements, validity
+from central.services import activation, artifacts, fleet, ingest, snapshot, statements, validity
 from central.services.common import ServiceError, month_of
 
 log = logging.getLogger(__name__)
@@ -251,6 +251,28 @@ def get_desired_state() -> Any:
 def post_report() -> Any:
     body = parse_body(models.Report)
     return fleet.report(_ctx().engine, g.device.id, body.model_dump(mode="json"), now())
+
+
+@bp.put("/commands/<command_id>/artifact")
+@device_required
+def put_artifact(command_id: str) -> Any:
+    """The file a command brought back, as the raw body with its ``Content-Type`` (``central.services.artifacts``)."""
+    # The one body allowed past MAX_BODY: a screen or logs, bounded on their own, refused before being read.
+    request.max_content_length = artifacts.MAX_BYTES
+    if (request.content_length or 0) > artifacts.MAX_BYTES:
+        raise artifacts.too_large()
+    try:
+        data = request.get_data(cache=False)
+    except RequestEntityTooLarge:  # no Content-Length (chunked), and longer than allowed
+        raise artifacts.too_large() from None
+    if not data:
+        raise ServiceError(400, "invalid_request", "Fichier vide.", {"body": "empty"})
+    if len(command_id) > 36:
+        raise ServiceError(404, "unknown_command", "Commande inconnue.")
+    stored, replaced = artifacts.store(_ctx().engine, g.device.id, command_id, request.content_type or "", data, now())
+    log.info("command %s: %s of %d bytes from device %s%s", command_id, stored["content_type"], stored["size"],
+             g.device.id, " (replaced)" if replaced else "")  # fmt: skip
+    return stored, 200 if replaced else 201
 
 
 def register_errors(app: Any) -> None:

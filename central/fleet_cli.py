@@ -7,7 +7,9 @@
     aptic-central fleet config --fleet log_level=INFO heartbeat_interval=120
     aptic-central fleet config --device 12 point_id=null --unset log_level
     aptic-central fleet send 12 resync --wait 120          queue a command, follow it until it ends
+    aptic-central fleet send 12 screenshot --wait 120 --artifact screen.png
     aptic-central fleet command ID                         where a command stands
+    aptic-central fleet command ID --artifact logs.tar.gz  and the file it brought back (upload_logs, screenshot)
 
 Signed releases (``central/releases.py``; the offline keys are files kept off the central)::
 
@@ -37,8 +39,9 @@ from sqlalchemy import select
 
 from aptic import settings as remote
 from central import schema as t
-from central.services import fleet
+from central.services import artifacts, fleet
 from central.services.common import ServiceError, system_clock
+from terminal.durable import atomic_write_bytes
 
 
 def _parse_assignments(items: list[str]) -> dict[str, Any]:
@@ -114,6 +117,14 @@ def _command_text(c: dict[str, Any]) -> str:
     return f"{c['id']}  device {c['device_id']}  {c['kind']}  {c['status']}  until {c['not_after']}{result}"
 
 
+def _save_artifact(engine: Any, command: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
+    """Write the command's file to ``path`` (0600: logs say what a terminal did); the command with ``saved``."""
+    described, data = artifacts.fetch(engine, command["id"])
+    atomic_write_bytes(Path(path), data, mode=0o600)
+    saved = {"path": path, "size": described["size"], "content_type": described["content_type"]}
+    return {**command, "saved": saved}, f"\n{path}: {described['size']} bytes, {described['content_type']}"
+
+
 def cmd_send(args: argparse.Namespace, engine: Any, out: Any) -> int:
     sent = fleet.send_command(engine, args.device, args.kind, system_clock(), ttl=timedelta(hours=args.ttl_hours))
     deadline = time.monotonic() + args.wait
@@ -121,13 +132,19 @@ def cmd_send(args: argparse.Namespace, engine: Any, out: Any) -> int:
     while current["status"] not in fleet.TERMINAL and time.monotonic() < deadline:
         time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))  # the device acknowledges when it polls
         current = fleet.command(engine, sent["id"], system_clock())
-    out(current, _command_text(current))
+    saved = ""
+    if args.artifact and current["status"] == "done":
+        current, saved = _save_artifact(engine, current, args.artifact)
+    out(current, _command_text(current) + saved)
     return 0 if args.wait == 0 or current["status"] == "done" else 1
 
 
 def cmd_command(args: argparse.Namespace, engine: Any, out: Any) -> int:
     current = fleet.command(engine, args.id, system_clock())
-    out(current, _command_text(current))
+    saved = ""
+    if args.artifact:
+        current, saved = _save_artifact(engine, current, args.artifact)
+    out(current, _command_text(current) + saved)
     return 0
 
 
@@ -240,8 +257,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
     p.add_argument("kind", choices=fleet.COMMANDS)
     p.add_argument("--ttl-hours", type=float, default=24.0, help="not run after this many hours (default 24)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to follow it (exit 1 unless it is done)")
+    p.add_argument("--artifact", metavar="FILE", help="once done, write the file it brought back to FILE")
     p = command("command", cmd_command, "where a command stands")
     p.add_argument("id")
+    p.add_argument("--artifact", metavar="FILE", help="write the file it brought back (upload_logs: .tar.gz, "
+                   "screenshot: .png) to FILE")  # fmt: skip
 
     p = command("keygen", cmd_keygen, "make an offline ed25519 key (root or targets) in a new file")
     p.add_argument("path")

@@ -158,6 +158,15 @@ RESPONSES: dict[str, Any] = {
             "server_time": STR,
         }
     ),
+    "Artifact": _obj(
+        {
+            "command_id": STR,
+            "content_type": {"type": "string", "enum": ["application/gzip", "image/png"]},
+            "size": INT,
+            "sha256": STR,
+            "received_at": STR,
+        }
+    ),
     "ReportAck": _obj(
         {
             "status": STR,
@@ -182,8 +191,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "missing, unknown or revoked device token",
         403: "wrong kit number or activation code, or expired code",
         404: "unknown resource",
-        409: "kit already activated",
+        409: "kit already activated; a command that brings back no file, or is finished",
         413: "body too large",
+        415: "not the content type the command's kind brings back",
         429: "too many wrong codes: kit locked",
     }
     return {str(c): _answer(text[c], "Error") for c in codes}
@@ -311,6 +321,28 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _answer("recorded; acks only move forward", "ReportAck"),
                         **_errors(400, 401, 413),
+                    },
+                }
+            },
+            "/api/v1/commands/{command_id}/artifact": {
+                "put": {
+                    "operationId": "putArtifact",
+                    "security": SECURED,
+                    "summary": "Attach the file a command brought back (upload_logs: gzip, screenshot: PNG)",
+                    "description": "Only by the device the command was sent to, before the command is finished; "
+                    "5 MiB at most. Sent again, it replaces the first.",
+                    "parameters": [{"name": "command_id", "in": "path", "required": True, "schema": STR}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            kind: {"schema": {"type": "string", "format": "binary"}}
+                            for kind in ("application/gzip", "image/png")
+                        },
+                    },
+                    "responses": {
+                        "201": _answer("stored", "Artifact"),
+                        "200": _answer("stored again: it replaced the first", "Artifact"),
+                        **_errors(400, 401, 404, 409, 413, 415),
                     },
                 }
             },

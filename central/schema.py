@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -193,6 +194,20 @@ commands = Table(
     Column("created_at", TS, nullable=False),
     Column("not_after", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+)
+
+# What a command brought back (upload_logs: a .tar.gz of the terminal's logs; screenshot: a PNG): at most one
+# per command, so a device sending it again (a response lost on the way) replaces it rather than adding one.
+# In the database, not in files: one place to back up, and the same on SQLite and PostgreSQL (a few MiB).
+command_artifacts = Table(
+    "command_artifacts",
+    metadata,
+    Column("command_id", String(36), ForeignKey("commands.id"), primary_key=True),
+    Column("content_type", String(40), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("received_at", TS, nullable=False),
 )
 
 scans = Table(

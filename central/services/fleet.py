@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from aptic import settings as remote
 from central import schema as t
 from central.db import utc, write_transaction
+from central.services import artifacts
 from central.services.common import ServiceError, load_organisation
 
 SCOPES = ("fleet", "organisation", "device")
@@ -331,11 +332,12 @@ def send_command(
 
 
 def command(engine: Engine, command_id: str, now: datetime) -> dict[str, Any]:
+    """Where a command stands, with the file it brought back (``artifact``, without its bytes) if any."""
     with engine.connect() as conn:
         row = conn.execute(select(t.commands).where(t.commands.c.id == command_id)).first()
-    if row is None:
-        raise ServiceError(404, "unknown_command", "Commande inconnue.")
-    return _command_dict(row, now)
+        if row is None:
+            raise ServiceError(404, "unknown_command", "Commande inconnue.")
+        return {**_command_dict(row, now), "artifact": artifacts.describe(conn, command_id)}
 
 
 def commands_of(conn: Connection, device_id: int, now: datetime, limit: int = 20) -> list[dict[str, Any]]:
