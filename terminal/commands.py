@@ -211,13 +211,14 @@ def notify_systemd(message: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from provisioning.activation import activate, software_version
-    from terminal import remote
+    from terminal import logs, remote
     from terminal.feedback import open_feedback, verdict_listener
     from terminal.fleet import JOURNAL as FLEET_JOURNAL
     from terminal.fleet import CommandJournal, FleetAgent
     from terminal.sync import AlreadyRunning, CentralClient, SyncWhenKnown, SyncWorker
 
     config = settings(args)
+    logs.install(config.log_dir)  # the recent log upload_logs sends, in RAM (see terminal/logs.py)
     terminal = open_terminal(config)
     store = terminal.store
     store.prune_history()
@@ -266,7 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             store,
             CommandJournal(store.directory / FLEET_JOURNAL),
             apply_config=apply,
-            actions=remote.actions(terminal, worker),
+            actions=remote.actions(terminal, worker, log_dir=config.log_dir, screenshot_dir=config.screenshot_dir),
             boot_id=terminal.clock.boot_id,
             restart=stopping.set,  # systemd starts the daemon again (Restart=always)
         )

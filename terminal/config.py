@@ -45,6 +45,8 @@ class Config:
     kiosk_port: int = 8080
     sync_marker: Path = Path("/run/systemd/timesync/synchronized")
     boot_id_path: Path = Path("/proc/sys/kernel/random/boot_id")
+    log_dir: Path | None = None  # the daemon's own log file (terminal/logs.py); the unit sets /run/aptic-terminal
+    screenshot_dir: Path = Path("/run/aptic-screenshot")  # shared with aptic-screenshot.service (screenshot.py)
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys of other areas' [sections], kept as read
 
 

@@ -20,6 +20,10 @@ directory written atomically (fsync, rename, fsync) *before* the command acts:
 - ``reactivate`` forgets the token: once that is done the central no longer hears this device, so its
   ``done`` is reported first and the effect (idempotent) follows, and is finished after a power cut.
 
+A command that brings a file back (``upload_logs``, ``screenshot``) returns an :class:`Artifact`; the agent
+sends it to the central (``PUT /commands/{id}/artifact``) before the command is ``done``, so the operator who
+sees ``done`` finds the file. Run again after a crash, it sends the file again, which replaces the first.
+
 Acknowledgements stay in the journal until the central has answered the report carrying them, so a report
 lost on the way is sent again; the central ignores what it already knows.
 """
@@ -31,6 +35,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +49,17 @@ REPEATABLE = frozenset({"resync", "restart_kiosk", "upload_logs", "screenshot"})
 TERMINAL = frozenset({"done", "failed", "expired", "interrupted"})
 KEEP = 200  # acknowledged commands kept in the journal, newest first: enough to recognise any redelivery
 
-Action = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
+
+@dataclass(frozen=True)
+class Artifact:
+    """What an action returns when its command brings a file back: the bytes, their type, and the result."""
+
+    data: bytes
+    content_type: str
+    result: Mapping[str, Any] = field(default_factory=dict)
+
+
+Action = Callable[[Mapping[str, Any]], "Mapping[str, Any] | Artifact | None"]
 
 
 def _when(text: str) -> datetime:
@@ -246,6 +261,9 @@ class FleetAgent:
             logger.info("Running command %s (%s)", command_id, kind)
             try:
                 result = self.actions[kind](entry.get("args") or {})
+                if isinstance(result, Artifact):
+                    self.client.put_artifact(command_id, result.data, result.content_type)
+                    result = {"bytes": len(result.data), "content_type": result.content_type, **result.result}
             except Exception as error:
                 logger.error("Command %s (%s) failed: %s", command_id, kind, error)
                 self.journal.record(command_id, status="failed", result={"error": str(error)})

@@ -5,7 +5,8 @@ worker's intervals and the point de présence change at once; the settings only 
 douchettes' layout, read by the reader process at its start) are listed, and the agent restarts the daemon.
 :func:`actions` makes its commands. The daemon runs as an unprivileged user: ``reboot`` and
 ``restart_kiosk`` go through ``systemctl --no-ask-password``, which the image's polkit rule allows that user
-for exactly these two actions.
+for exactly these two actions. ``upload_logs`` (``terminal.logs``) and ``screenshot`` (``terminal.screenshot``)
+return the file the agent sends to the central.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from __future__ import annotations
 import logging
 import subprocess
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from aptic.settings import needs_restart
+from terminal import logs, screenshot
 from terminal.config import Config
+from terminal.fleet import Artifact
 from terminal.terminal import Terminal, TerminalError
 
 logger = logging.getLogger(__name__)
@@ -60,7 +64,26 @@ def systemctl(*args: str) -> dict[str, Any]:
     return {}
 
 
-def actions(terminal: Terminal, worker: Any) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
+def actions(
+    terminal: Terminal,
+    worker: Any,
+    *,
+    log_dir: Path | None = None,
+    updates_dir: Path | None = None,
+    screenshot_dir: Path = screenshot.DIRECTORY,
+    screenshot_timeout: float = 20.0,
+) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
+    """The commands; ``log_dir`` holds the daemon's log file, ``updates_dir`` the guard's (default from
+    ``APTIC_UPDATES_DIR``), ``screenshot_dir`` the directory shared with the screenshot unit."""
+    updates = logs.updates_dir() if updates_dir is None else updates_dir
+
+    def upload_logs(_: Mapping[str, Any]) -> Artifact:
+        files = logs.log_files(log_dir, updates)
+        return Artifact(logs.archive(files), "application/gzip", {"files": [name for name, _ in files]})
+
+    def take_screenshot(_: Mapping[str, Any]) -> Artifact:
+        return Artifact(screenshot.capture(screenshot_dir, timeout=screenshot_timeout), "image/png")
+
     def resync(_: Mapping[str, Any]) -> dict[str, Any]:
         report = worker.sync_once()
         return {"pushed": report.pushed, "snapshot_changed": report.snapshot_changed}
@@ -70,14 +93,11 @@ def actions(terminal: Terminal, worker: Any) -> dict[str, Callable[[Mapping[str,
         terminal.store.delete_token()
         worker.reactivation_required()
 
-    def unavailable(_: Mapping[str, Any]) -> None:
-        raise RuntimeError("not available on this terminal's version")
-
     return {
         "resync": resync,
         "restart_kiosk": lambda _: systemctl("restart", "aptic-kiosk-screen.service"),
         "reboot": lambda _: systemctl("reboot"),
         "reactivate": reactivate,
-        "upload_logs": unavailable,
-        "screenshot": unavailable,
+        "upload_logs": upload_logs,
+        "screenshot": take_screenshot,
     }

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 import urllib3
@@ -187,12 +188,14 @@ class CentralClient:
         timeout: float | tuple[float, float] | None = None,
         auth: bool = True,
         headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
     ) -> requests.Response:
         try:
             return self._session().request(
                 method,
                 self.base_url + API + path,
                 json=json,
+                data=data,
                 params=params,
                 headers={**(self._auth() if auth else {}), **(headers or {})},
                 timeout=timeout or self.timeout,
@@ -244,6 +247,14 @@ class CentralClient:
     def report(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """What this device applied of its desired state and where its commands stand."""
         return self.request("POST", "/report", json=dict(body))
+
+    def put_artifact(self, command_id: str, data: bytes, content_type: str) -> dict[str, Any]:
+        """The file a command brought back (a screenshot, logs); sent again, it replaces the first. The read
+        timeout is long: a few MiB over a weak mobile link."""
+        path = f"/commands/{quote(command_id, safe='')}/artifact"
+        timeout = (self.timeout[0], max(self.timeout[1], 120.0))
+        response = self._send("PUT", path, data=data, headers={"Content-Type": content_type}, timeout=timeout)
+        return self._decode("PUT", path, response)
 
     def validity(self, number: str, service: int, point: int, *, timeout: float = 1.5) -> dict[str, Any]:
         """The central's verdict; the whole call (connect and read) bounded by about ``timeout`` seconds."""

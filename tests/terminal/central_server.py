@@ -153,6 +153,7 @@ class FaultProxy:
                 proxy.handle(self)
 
             do_POST = do_GET
+            do_PUT = do_GET
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -8,6 +8,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,20 +155,32 @@ def test_run_applies_the_centrals_settings_and_runs_its_commands(central: Centra
     central.cli("fleet", "config", "--device", device, "log_level=DEBUG", "heartbeat_interval=30")
     resync = central.cli("fleet", "send", device, "resync", "--json")["id"]
     screenshot = central.cli("fleet", "send", device, "screenshot", "--json")["id"]
+    upload_logs = central.cli("fleet", "send", device, "upload_logs", "--json")["id"]
 
     def listed() -> dict:
         return next(d for d in central.cli("fleet", "list", "--json") if str(d["id"]) == device)
 
     synced = tmp_path / "synchronized"  # as systemd-timesyncd leaves it once the clock is set
     synced.touch()
-    with running_daemon(data_dir, free_port(), APTIC_TERMINAL_SYNC_MARKER=str(synced)) as daemon:
+    # No screen on this machine; the daemon's log in a directory of its own, as the unit's /run/aptic-terminal.
+    env = {"APTIC_TERMINAL_SYNC_MARKER": str(synced), "APTIC_TERMINAL_LOG_DIR": str(tmp_path / "run"),
+           "APTIC_TERMINAL_SCREENSHOT_DIR": str(tmp_path / "no-screen"),
+           "APTIC_UPDATES_DIR": str(tmp_path / "no-updates")}  # fmt: skip
+    with running_daemon(data_dir, free_port(), **env) as daemon:
         wait_for(lambda: central.cli("fleet", "command", resync, "--json")["status"] == "done", "the resync done")
         failed = wait_for(lambda: (c := central.cli("fleet", "command", screenshot, "--json"))["status"] == "failed"
                           and c, "the screenshot refused")  # fmt: skip
+        wait_for(lambda: central.cli("fleet", "command", upload_logs, "--json")["status"] == "done", "the logs sent")
         wait_for(lambda: listed()["applied_generation"] == listed()["generation"], "the settings reported applied")
     output = daemon.stdout.read() if daemon.stdout else ""
     assert daemon.returncode == 0, output
-    assert "not available" in failed["result"]["error"]
+    assert failed["result"]["error"].startswith("no screen on this terminal")
+    central.cli("fleet", "command", upload_logs, "--artifact", str(tmp_path / "logs.tar.gz"))
+    with tarfile.open(tmp_path / "logs.tar.gz") as tar:
+        [member] = tar.getmembers()
+        log = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+    assert member.name == "aptic-terminal/aptic-terminal.log" and f"Running command {upload_logs} (upload_logs)" in log
+    assert (data_dir / "token").read_text().strip() not in log
     assert listed()["reported"]["config"] == {"log_level": "DEBUG", "heartbeat_interval": 30.0}
     health = listed()["last_status"]  # the heartbeat, with the machine's part
     assert health is not None, output

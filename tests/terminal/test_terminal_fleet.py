@@ -7,24 +7,34 @@ the machine rebooted) over the same data directory: what the journal wrote befor
 
 from __future__ import annotations
 
+import gzip
+import io
 import itertools
+import json
+import logging
+import subprocess
 import sys
+import tarfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from provisioning.activation import activate
+from terminal import logs, remote, screenshot
 from terminal.clock import Clock
 from terminal.fleet import JOURNAL, CommandJournal, FleetAgent
 from terminal.store import Store
-from terminal.sync import CentralClient, Unavailable
+from terminal.sync import CentralClient, Refused, Unavailable
 from terminal.terminal import Terminal
 
 sys.path.insert(0, str(Path(__file__).parent))
-from central_server import Central, FaultProxy
+from central_server import BIN, Central, FaultProxy
 from terminal_fixtures import wait_for
 
 SIRETS = itertools.count(30_000_000_000_000)
@@ -61,7 +71,9 @@ class Device:
         self.ran: list[str] = []
         self.applied: list[dict[str, Any]] = []
 
-    def agent(self, boot_id: str = "boot-1") -> FleetAgent:
+    def agent(self, boot_id: str = "boot-1", actions: Mapping[str, Any] | None = None) -> FleetAgent:
+        """One boot of the terminal: its commands recorded in ``ran``, or run by ``actions`` (the daemon's)."""
+
         def action(kind: str) -> Any:
             def run(args: Mapping[str, Any]) -> dict[str, Any]:
                 self.ran.append(kind)
@@ -74,8 +86,9 @@ class Device:
             return []
 
         kinds = ("reboot", "resync", "restart_kiosk", "upload_logs", "screenshot", "reactivate")
+        actions = {k: action(k) for k in kinds} if actions is None else actions
         return FleetAgent(self.client, self.store, CommandJournal(self.store.directory / JOURNAL),
-                          apply_config=apply, actions={k: action(k) for k in kinds}, boot_id=boot_id)  # fmt: skip
+                          apply_config=apply, actions=actions, boot_id=boot_id)  # fmt: skip
 
     def send(self, kind: str, *extra: str) -> str:
         return self.central.cli("fleet", "send", str(self.device_id), kind, "--json", *extra)["id"]
@@ -237,3 +250,193 @@ def test_a_rollout_reaches_the_terminal_which_stages_the_signed_release_and_asks
     agent.poll_once()
     assert asked == ["0.2.0"] and (updates / "releases" / "0.2.0" / ".complete").exists()
     assert device.listed()["reported"]["release"]["desired"] == "0.2.0"
+
+
+# -- commands that bring a file back: upload_logs, screenshot -------------------------------------------------
+
+
+def png(width: int = 8, height: int = 6) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "navy").save(out, "PNG")
+    return out.getvalue()
+
+
+class ScreenshotUnit:
+    """Plays aptic-screenshot.path and .service on ``directory``: on a request, grim's PNG renamed whole into
+    place (none when ``shot`` is None: grim failed), then the request removed, as ExecStopPost does."""
+
+    def __init__(self, directory: Path, shot: bytes | None) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory, self.shot, self.served = directory, shot, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        request = self.directory / screenshot.REQUEST
+        while not self._stop.wait(0.02):  # a path unit is woken by inotify; this one looks often
+            if not request.exists():
+                continue
+            if self.shot is not None:
+                part = self.directory / "screen.png.part"
+                part.write_bytes(self.shot)
+                part.replace(self.directory / screenshot.SCREEN)
+            request.unlink()
+            self.served += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def daemon_log(tmp_path: Path) -> Iterator[Path]:
+    """The daemon's log file as ``aptic-terminal run`` installs it, every level on, for one test."""
+    directory = tmp_path / "run"
+    handler = logs.install(directory)
+    assert handler is not None
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        yield directory
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(level)
+
+
+def the_daemons_actions(device: Device, tmp_path: Path, **options: Any) -> dict[str, Any]:
+    updates = tmp_path / "updates"  # the guard's directory, with a rollback's log
+    (updates / "logs").mkdir(parents=True, exist_ok=True)
+    (updates / "logs" / "rollback-0.2.0.log").write_text("2026-12-01T10:00:00+0100 0.2.0: not ready in 90 s\n")
+    options = {"log_dir": tmp_path / "run", "updates_dir": updates, "screenshot_dir": tmp_path / "shots", **options}
+    return remote.actions(device.terminal, None, **options)
+
+
+def test_upload_logs_brings_the_daemons_log_and_the_guards_to_the_operator_without_the_token(
+    device: Device, daemon_log: Path, tmp_path: Path
+) -> None:
+    token = device.store.token()
+    assert token
+    # Should a library ever print the header, the file says [hidden] (the project itself never logs it).
+    logging.getLogger("urllib3.connectionpool").debug("send: Authorization: Bearer %s", token)
+    command = device.send("upload_logs")
+    device.agent(actions=the_daemons_actions(device, tmp_path)).poll_once()
+    done = device.central.cli("fleet", "command", command, "--json")
+    assert done["status"] == "done" and done["result"]["bytes"] == done["artifact"]["size"] > 0
+    assert done["result"]["files"] == ["aptic-terminal/aptic-terminal.log", "updates/rollback-0.2.0.log"]
+
+    target = tmp_path / "operator" / "logs.tar.gz"
+    target.parent.mkdir()
+    saved = device.central.cli("fleet", "command", command, "--artifact", str(target), "--json")["saved"]
+    assert saved == {"path": str(target), "size": target.stat().st_size, "content_type": "application/gzip"}
+    with tarfile.open(target, "r:gz") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    log = members["aptic-terminal/aptic-terminal.log"].decode()
+    assert f"INFO terminal.fleet: Running command {command} (upload_logs)" in log  # the daemon's own line
+    assert "GET /api/v1/desired-state" in log and "Bearer [hidden]" in log  # DEBUG lines, token hidden
+    assert b"not ready in 90 s" in members["updates/rollback-0.2.0.log"]
+    assert all(token.encode() not in data for data in members.values())
+
+
+def test_screenshot_the_screens_unit_takes_reaches_the_operator_and_no_screen_fails_at_once(
+    device: Device, tmp_path: Path
+) -> None:
+    shot = png()
+    unit = ScreenshotUnit(tmp_path / "shots", shot)
+    try:
+        # The operator follows it with --wait and gets the PNG in a file, while the terminal polls.
+        target = tmp_path / "screen.png"
+        central = device.central
+        queued = device.listed()["generation"]
+        operator = subprocess.Popen(
+            [str(BIN / "aptic-central"), "fleet", "send", "--db", central.db, "--data-dir", str(central.directory),
+             str(device.device_id), "screenshot", "--wait", "60", "--artifact", str(target), "--json"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for(lambda: device.listed()["generation"] > queued, "the screenshot queued")
+        agent = device.agent(actions=the_daemons_actions(device, tmp_path))
+        agent.poll_once()
+        out, _ = operator.communicate(timeout=60)
+        assert operator.returncode == 0, out
+        answer = json.loads(out)
+        assert answer["status"] == "done" and answer["result"] == {"bytes": len(shot), "content_type": "image/png"}
+        assert target.read_bytes() == shot and unit.served == 1
+        assert not (tmp_path / "shots" / screenshot.SCREEN).exists()  # taken away: RAM is scarce
+
+        unit.shot = None  # grim fails (no screen yet): the request is gone at once, no 20 s wait
+        failed = device.send("screenshot")
+        agent.poll_once()
+        assert device.status(failed) == "failed" and unit.served == 2
+        error = device.central.cli("fleet", "command", failed, "--json")["result"]["error"]
+        assert "the screen did not answer" in error
+    finally:
+        unit.stop()
+
+    # No shared directory: a workstation or the demo. Failed with a clear message, not after a long wait.
+    none = device.send("screenshot")
+    started = time.monotonic()
+    device.agent(actions=the_daemons_actions(device, tmp_path, screenshot_dir=tmp_path / "absent",
+                                             screenshot_timeout=120)).poll_once()  # fmt: skip
+    assert time.monotonic() - started < 60
+    nothing = device.central.cli("fleet", "command", none, "--json")
+    assert nothing["status"] == "failed" and nothing["artifact"] is None
+    assert nothing["result"]["error"].startswith("no screen on this terminal")
+
+
+def test_a_file_is_sent_once_per_run_too_large_or_for_another_device_it_is_refused(
+    central: Central, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    device = Device(central, proxy.url, tmp_path / "a")
+    unit = ScreenshotUnit(tmp_path / "a" / "shots", png())
+    try:
+        actions = the_daemons_actions(device, tmp_path / "a")
+        command = device.send("screenshot")
+        proxy.inject("/api/v1/report", "reset")  # the acknowledgement is lost on the way
+        agent = device.agent(actions=actions)
+        with pytest.raises(Unavailable):
+            agent.poll_once()
+        assert device.status(command) == "pending"  # the central has the file, not yet the "done"
+        agent.poll_once()  # delivered again: the journal knows it, only the acknowledgement goes out
+        assert device.status(command) == "done" and unit.served == 1
+        puts = [path for method, path in proxy.requests if method == "PUT"]
+        assert puts == [f"/api/v1/commands/{command}/artifact"]
+
+        # A power cut while it ran: a screenshot may be taken again, and its file replaces the first.
+        again = device.send("screenshot")
+        CommandJournal(device.store.directory / JOURNAL).record(again, kind="screenshot", args={}, status="started",
+                                                                 boot_id="boot-1")  # fmt: skip
+        device.agent(actions=actions).poll_once()
+        assert device.status(again) == "done" and unit.served == 2
+        puts = [path for method, path in proxy.requests if method == "PUT"]
+        assert puts.count(f"/api/v1/commands/{again}/artifact") == 1
+    finally:
+        unit.stop()
+
+    big = device.send("upload_logs")
+    with pytest.raises(Refused) as too_large:
+        device.client.put_artifact(big, b"\x1f\x8b" + bytes(5 * 2**20), "application/gzip")
+    assert too_large.value.status == 413 and too_large.value.code == "artifact_too_large"
+    other = Device(central, central.url, tmp_path / "b")
+    with pytest.raises(Refused) as not_its:
+        other.client.put_artifact(big, gzip.compress(b"x"), "application/gzip")
+    assert not_its.value.status == 404 and not_its.value.code == "unknown_command"
+
+
+def test_the_daemons_log_stays_bounded_and_the_archive_too(daemon_log: Path, tmp_path: Path) -> None:
+    chatty = logging.getLogger("terminal.test")
+    for n in range(6000):  # about 3 MiB
+        chatty.info("line %05d %s", n, "x" * 480)
+    names = sorted(p.name for p in daemon_log.iterdir())
+    assert names == ["aptic-terminal.log", "aptic-terminal.log.1"]
+    assert all(p.stat().st_size <= logs.MAX_BYTES for p in daemon_log.iterdir())
+    files = logs.log_files(daemon_log, tmp_path / "no-updates")  # no update directory: tolerated
+    assert [name for name, _ in files] == ["aptic-terminal/aptic-terminal.log.1", "aptic-terminal/aptic-terminal.log"]
+    with tarfile.open(fileobj=io.BytesIO(logs.archive(files)), mode="r:gz") as tar:
+        newest = tar.extractfile("aptic-terminal/aptic-terminal.log").read()  # type: ignore[union-attr]
+    assert b"line 05999" in newest
+    with pytest.raises(RuntimeError, match="too large"):
+        logs.archive(files, limit=1000)
+    with pytest.raises(RuntimeError, match="no log file"):
+        logs.archive(logs.log_files(None, tmp_path / "no-updates"))
