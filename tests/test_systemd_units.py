@@ -23,6 +23,8 @@ SERVICES = [
     "aptic-screen-watchdog.service",
     "aptic-firstboot.service",
     "aptic-grow-data.service",
+    "aptic-screenshot.service",
+    "aptic-screenshot.path",
 ]
 EXPOSURE_LIMIT = 2.5  # measured 2.0 for aptic-terminal.service with systemd 252
 
@@ -92,7 +94,9 @@ def verify(path: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_systemd_verifies_every_unit_without_a_word(name: str, tmp_path: Path) -> None:
-    # Unknown keys only warn (exit 0): any output at all is a failure.
+    # Unknown keys only warn (exit 0): any output at all is a failure. A path unit is verified with its service.
+    if name.endswith(".path"):
+        runnable_copy(name.removesuffix(".path") + ".service", tmp_path)
     out = verify(runnable_copy(name, tmp_path))
     assert out.returncode == 0 and out.stderr == "" and out.stdout == "", out.stderr + out.stdout
 
@@ -118,7 +122,8 @@ def test_the_daemon_notifies_restarts_and_runs_unprivileged_with_only_input_and_
     assert daemon["User"] == ["aptic"] and daemon["Group"] == ["aptic"]
     assert daemon["SupplementaryGroups"] == ["input gpio"]
     assert daemon["CapabilityBoundingSet"] == [""] and daemon["AmbientCapabilities"] == [""]
-    assert daemon["ProtectSystem"] == ["strict"] and daemon["ReadWritePaths"] == ["/var/lib/aptic-terminal"]
+    assert daemon["ProtectSystem"] == ["strict"]
+    assert daemon["ReadWritePaths"] == ["/var/lib/aptic-terminal", "-/run/aptic-screenshot"]
     assert daemon["DevicePolicy"] == ["closed"]
     assert sorted(daemon["DeviceAllow"]) == ["char-gpiochip rw", "char-input rw"]
     sysusers = (UNITS / "sysusers.d" / "aptic-terminal.conf").read_text().splitlines()
@@ -247,3 +252,20 @@ def test_the_config_drop_ins_parse_and_say_what_matters() -> None:
     assert ini("system.conf.d/aptic-watchdog.conf")["Manager"]["RuntimeWatchdogSec"] == "15s"
     rule = (UNITS / "60-aptic-douchette.rules").read_text()
     assert 'GROUP="input"' in rule and 'KERNEL=="event*"' in rule
+
+
+def test_the_daemons_log_is_in_ram_kept_across_restarts() -> None:
+    daemon = unit("aptic-terminal.service")
+    assert "APTIC_TERMINAL_LOG_DIR=/run/aptic-terminal" in daemon["Environment"]
+    assert daemon["RuntimeDirectory"] == ["aptic-terminal"] and daemon["RuntimeDirectoryPreserve"] == ["yes"]
+
+
+def test_a_screenshot_is_taken_by_the_screens_user_on_the_daemons_request_only() -> None:
+    path, shot = unit("aptic-screenshot.path"), unit("aptic-screenshot.service")
+    assert path["PathExists"] == ["/run/aptic-screenshot/request"] and path["Unit"] == ["aptic-screenshot.service"]
+    assert shot["Type"] == ["oneshot"] and shot["User"] == ["aptic-screen"] and "Group" not in shot
+    assert "grim" in shot["ExecStart"][0] and "mv -f" in shot["ExecStart"][0]  # renamed whole into place
+    assert "/run/aptic-screenshot/request" in shot["ExecStopPost"][0]  # removed even when grim fails: no loop
+    assert shot["ReadWritePaths"] == ["/run/aptic-screenshot"] and "ProtectHome" not in shot  # /run/user stays
+    tmpfiles = (UNITS / "tmpfiles.d" / "aptic-screenshot.conf").read_text()
+    assert "d /run/aptic-screenshot 2770 aptic-screen aptic -" in tmpfiles
