@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tuf.api.metadata import Metadata, Root
+
 from updates.fetch import FetchError, ReleaseSource, choose
+from updates.guard import AGENT, REQUEST, write_atomically
 from updates.stage import StageError, enough_space, stage
 
 logger = logging.getLogger(__name__)
-
-REQUEST = "request.json"  # the guard's path unit watches it
 
 
 class UpdateStep:
@@ -78,9 +80,8 @@ class UpdateStep:
         self.request_switch(version)
 
     def _write_request(self, version: str) -> None:
-        from updates.guard import write_atomically
-
-        write_atomically(self.directory / REQUEST, json.dumps({"switch": version}).encode())
+        (self.directory / AGENT).mkdir(exist_ok=True)
+        write_atomically(self.directory / AGENT / REQUEST, json.dumps({"switch": version}).encode())
 
     def report(self) -> dict[str, Any]:
         state = self.guard_state()
@@ -91,3 +92,60 @@ class UpdateStep:
             "bad": state.get("bad", []),
             "error": self.error,
         }
+
+
+class InBackground:
+    """An :class:`UpdateStep` whose work runs in its own thread, one at a time: downloading and staging a
+    release takes minutes on a Pi, and the scans' sync, in whose thread the fleet agent polls, must not wait.
+    A poll while the step works only updates the version wanted; the next poll after it takes it up."""
+
+    def __init__(self, step: UpdateStep) -> None:
+        self.step = step
+        self._thread: threading.Thread | None = None
+
+    @property
+    def desired(self) -> str | None:
+        return self.step.desired
+
+    def consider(self, desired: str | None) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self._consider, args=(desired,), name="aptic-update", daemon=True)
+        self._thread.start()
+
+    def _consider(self, desired: str | None) -> None:
+        try:
+            self.step.consider(desired)
+        except Exception:  # a bug here must not end updates for good: logged, and the next poll tries again
+            logger.exception("Update step failed")
+
+    def report(self) -> dict[str, Any]:
+        return self.step.report()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def pinned_root(pinned: Path, kept: Path, fetch: Callable[[], bytes]) -> Callable[[], bytes]:
+    """The first root metadata this terminal trusts, as a function :class:`~updates.fetch.ReleaseSource` calls
+    when it needs it: the image's (``pinned``, when whoever built it put the operator's root there), else the
+    one taken from the central the first time (``fetch``, over verified TLS with this device's token) and
+    kept in ``kept`` for good. From there python-tuf only accepts new roots that the old one's keys signed."""
+
+    def root() -> bytes:
+        for path in (pinned, kept):
+            if path.is_file():
+                return path.read_bytes()
+        data = fetch()
+        try:  # kept for good: it must at least be a root that its own keys signed
+            metadata = Metadata[Root].from_bytes(data)
+            metadata.verify_delegate(Root.type, metadata)
+        except Exception as error:
+            raise FetchError(f"the central's release root is not a signed TUF root: {error}") from error
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(kept, data)
+        logger.info("Trusting the central's release root from now on (kept in %s)", kept)
+        return data
+
+    return root
