@@ -23,6 +23,10 @@ SERVICES = [
     "aptic-screen-watchdog.service",
     "aptic-firstboot.service",
     "aptic-grow-data.service",
+    "aptic-update-request.service",
+    "aptic-update-request.path",
+    "aptic-update-check.service",
+    "aptic-update-check.timer",
 ]
 EXPOSURE_LIMIT = 2.5  # measured 2.0 for aptic-terminal.service with systemd 252
 
@@ -42,8 +46,8 @@ def unit(name: str) -> dict[str, list[str]]:
 def runnable_copy(name: str, directory: Path, text: str | None = None) -> Path:
     """The unit with its programs pointed at /bin/true: verify fails on a missing ExecStart binary."""
     text = (UNITS / name).read_text() if text is None else text
-    text = re.sub(r"/opt/aptic-terminal/current/bin/aptic-terminal|/usr/lib/aptic-terminal/[\w-]+|/usr/bin/cage",
-                  "/bin/true", text)  # fmt: skip
+    text = re.sub(r"/opt/aptic-terminal/current/bin/aptic-terminal|/var/lib/aptic/updates/current/bin/python"
+                  r"|/usr/lib/aptic-terminal/[\w-]+|/usr/bin/cage", "/bin/true", text)  # fmt: skip
     path = directory / name
     path.write_text(text)
     return path
@@ -118,7 +122,12 @@ def test_the_daemon_notifies_restarts_and_runs_unprivileged_with_only_input_and_
     assert daemon["User"] == ["aptic"] and daemon["Group"] == ["aptic"]
     assert daemon["SupplementaryGroups"] == ["input gpio"]
     assert daemon["CapabilityBoundingSet"] == [""] and daemon["AmbientCapabilities"] == [""]
-    assert daemon["ProtectSystem"] == ["strict"] and daemon["ReadWritePaths"] == ["/var/lib/aptic-terminal"]
+    assert daemon["ProtectSystem"] == ["strict"]
+    # Its data, and where it stages signed releases; the guard's state and the `current` link are root's.
+    assert daemon["ReadWritePaths"] == [
+        "/var/lib/aptic-terminal",
+        "-/var/lib/aptic/updates/releases -/var/lib/aptic/updates/agent",
+    ]
     assert daemon["DevicePolicy"] == ["closed"]
     assert sorted(daemon["DeviceAllow"]) == ["char-gpiochip rw", "char-input rw"]
     sysusers = (UNITS / "sysusers.d" / "aptic-terminal.conf").read_text().splitlines()

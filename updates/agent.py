@@ -48,6 +48,7 @@ class UpdateStep:
         self.request_switch = request_switch or self._write_request
         self.desired: str | None = None
         self.error: str | None = None
+        self.activity: str | None = None  # what it is doing now, for the operator ("staging 0.3.0")
 
     def guard_state(self) -> dict[str, Any]:
         try:
@@ -66,15 +67,21 @@ class UpdateStep:
             self.error = "waiting for the clock to be synchronised"
             return
         try:
+            self.activity = f"checking {version}"
             info = self.source.target(version)
             if not enough_space(self.directory, info.length):
                 raise StageError(f"not enough free space for a {info.length}-byte release")
+            self.activity = f"downloading {version}"
             bundle = self.source.download(info)
+            self.activity = f"staging {version}"
+            logger.info("Staging release %s", version)
             stage(bundle, self.directory / "releases", version)
         except (FetchError, StageError) as error:
             self.error = str(error)
             logger.warning("Update to %s not ready: %s", version, error)
             return
+        finally:
+            self.activity = None
         self.error = None
         logger.info("Release %s staged: asking the guard to switch", version)
         self.request_switch(version)
@@ -91,6 +98,7 @@ class UpdateStep:
             "phase": "rolled_back" if state.get("rolled_back") and state.get("phase") == "idle" else state.get("phase"),
             "bad": state.get("bad", []),
             "error": self.error,
+            "activity": self.activity,
         }
 
 
@@ -116,8 +124,11 @@ class InBackground:
     def _consider(self, desired: str | None) -> None:
         try:
             self.step.consider(desired)
-        except Exception:  # a bug here must not end updates for good: logged, and the next poll tries again
+        except Exception as error:  # a bug must not end updates for good: logged, reported, tried again
             logger.exception("Update step failed")
+            self.step.error = f"unexpected {type(error).__name__}: {error}"
+        finally:
+            self.step.activity = None
 
     def report(self) -> dict[str, Any]:
         return self.step.report()

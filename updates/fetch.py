@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from tuf.api.exceptions import RepositoryError
+from tuf.api.exceptions import DownloadError, RepositoryError
 from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater
+from tuf.ngclient.requests_fetcher import RequestsFetcher
 
 from updates.guard import fsync_directory
 
@@ -87,11 +88,14 @@ class ReleaseSource:
         """The signed description of release ``version`` (length, hashes), after a full metadata refresh."""
         try:
             root = self.root if isinstance(self.root, bytes) else self.root()
+            # requests, as for every other call to the central: the same TLS trust (REQUESTS_CA_BUNDLE, where a
+            # site's own CA is given) — python-tuf's default urllib3 fetcher would only know certifi's.
             updater = Updater(str(self.metadata_dir), f"{self.base_url}/tuf/metadata/", str(self.downloads),
-                              f"{self.base_url}/tuf/targets/", bootstrap=root)  # fmt: skip
+                              f"{self.base_url}/tuf/targets/", bootstrap=root,
+                              fetcher=RequestsFetcher(app_user_agent="aptic-terminal"))  # fmt: skip
             updater.refresh()
             info = updater.get_targetinfo(f"aptic-terminal-{version}-{self.arch}.tar")
-        except (RepositoryError, OSError, requests.RequestException, ValueError) as error:
+        except (RepositoryError, DownloadError, OSError, requests.RequestException, ValueError) as error:
             # a bad signature, a replay, expiry, unreachable, truncated, no root to trust yet
             raise FetchError(f"signed metadata refused: {type(error).__name__}: {error}") from error
         finally:

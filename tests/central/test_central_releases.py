@@ -279,7 +279,14 @@ def test_the_terminal_takes_the_desired_release_only_once_its_clock_is_synchroni
     assert guard.running() == guard.factory and step.report()["error"] is None
     step.consider("0.2.0")
     assert guard.running() == updates / "releases" / "0.2.0"
-    assert step.report() == {"running": "0.1.0", "desired": "0.2.0", "phase": "trial", "bad": [], "error": None}
+    assert step.report() == {
+        "running": "0.1.0",
+        "desired": "0.2.0",
+        "phase": "trial",
+        "bad": [],
+        "error": None,
+        "activity": None,
+    }
     step.consider("0.2.0")  # on trial already: nothing more
     assert guard.state()["starts"] == 0
 
