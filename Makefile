@@ -2,7 +2,7 @@
 # on a fresh Debian machine and safe to run twice.
 VENV := .venv/bin
 
-.PHONY: test lint bench setup demo image image-amd64 image-test
+.PHONY: test lint bench setup demo image image-amd64 image-test release release-amd64
 
 setup:
 	@scripts/bootstrap base
@@ -36,6 +36,17 @@ image:
 image-amd64:
 	@scripts/bootstrap image
 	images/build --arch amd64 --out build/images
+
+## release: a signed update's bundle of this checkout for the Pis, in build/releases/ (publish it with
+## `aptic-central fleet publish`, see images/release). Takes evdev's arm64 wheel from `make image`'s cache.
+release:
+	@scripts/bootstrap base
+	images/release --arch arm64 --out build/releases
+
+## release-amd64: the same for the PCs.
+release-amd64:
+	@scripts/bootstrap base
+	images/release --arch amd64 --out build/releases
 
 ## image-test: boot the Pi image's root in qemu-system-aarch64 (-M virt) and check that its units come up.
 image-test:

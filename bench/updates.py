@@ -82,13 +82,14 @@ def main() -> None:
         releases.init_repository(root / "tuf", [keys / "r1.pem", keys / "r2.pem"], 2, keys / "targets.pem")
         bundle = root / "bundle.tar"
         bundle.write_bytes(os.urandom(size))
-        releases.publish(root / "tuf", bundle, "0.2.0", keys / "targets.pem")
+        releases.publish(root / "tuf", bundle, "0.2.0", keys / "targets.pem", "amd64")
         server, port = _serve(f"sqlite:///{root / 'central.db'}", root)
         try:
             for share in (0.1, 0.5, 0.9):
                 cutter = Cutter(port)
                 try:
-                    source = ReleaseSource(cutter.url, root / f"device-{share}", releases.root_json(root / "tuf"))
+                    source = ReleaseSource(cutter.url, root / f"device-{share}", releases.root_json(root / "tuf"),
+                                           arch="amd64")  # fmt: skip
                     info = source.target("0.2.0")
                     cutter.cut = int(size * share)
                     started = time.perf_counter()

@@ -16,7 +16,7 @@ Signed releases (``central/releases.py``; the offline keys are files kept off th
     aptic-central fleet keygen KEY.pem                     a new ed25519 key (root or targets), mode 0600
     aptic-central fleet init-releases --root-key R1.pem --root-key R2.pem --root-key R3.pem --threshold 2 \
                                       --targets-key T.pem
-    aptic-central fleet publish BUNDLE.tar --version 0.3.0 --targets-key T.pem
+    aptic-central fleet publish BUNDLE.tar --version 0.3.0 --targets-key T.pem [--arch arm64]
     aptic-central fleet releases                           what is published
     aptic-central fleet refresh-releases                   re-sign the timestamp (daily, from cron or a timer)
     aptic-central fleet rollout-start 0.3.0 --percent 10 [--devices 4,7]
@@ -178,10 +178,11 @@ def cmd_publish(args: argparse.Namespace, engine: Any, out: Any) -> int:
     from central import releases
 
     try:
-        result = releases.publish(_repository(args), Path(args.bundle), args.version, Path(args.targets_key))
+        result = releases.publish(_repository(args), Path(args.bundle), args.version, Path(args.targets_key),
+                                  args.arch)  # fmt: skip
     except (releases.ReleaseError, FileNotFoundError) as error:
         raise ServiceError(400, "invalid_release", str(error)) from None
-    out(result, f"published {result['target']} ({result['length']} bytes, sha256 {result['sha256']})")
+    out(result, f"published {result['target']} ({result['arch']}, {result['length']} bytes, sha256 {result['sha256']})")
     return 0
 
 
@@ -189,7 +190,8 @@ def cmd_releases(args: argparse.Namespace, engine: Any, out: Any) -> int:
     from central import releases
 
     rows = releases.releases(_repository(args))
-    out(rows, "\n".join(f"{r['version']}  {r['length']} bytes  {r['sha256']}" for r in rows) or "no release")
+    lines = [f"{r['version']}  {r['arch']}  {r['length']} bytes  {r['sha256']}" for r in rows]
+    out(rows, "\n".join(lines) or "no release")
     return 0
 
 
@@ -272,6 +274,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
     p = command("publish", cmd_publish, "publish a release bundle, signed with the offline targets key")
     p.add_argument("bundle")
     p.add_argument("--version", required=True)
+    p.add_argument("--arch", choices=("amd64", "arm64"), help="default: what the bundle's RELEASE.json says")
     p.add_argument("--targets-key", required=True)
     command("releases", cmd_releases, "the published releases")
     command("refresh-releases", cmd_refresh_releases, "re-sign the timestamp (run daily)")

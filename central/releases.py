@@ -24,15 +24,17 @@ versions) and ``targets/<sha256>.<name>``, served as files under ``/tuf/`` (``ce
 ...         _ = generate_key(path)
 ...     repo = init_repository(d / "tuf", roots, 2, d / "targets.pem")
 ...     _ = (d / "bundle.tar").write_bytes(b"release")
-...     publish(d / "tuf", d / "bundle.tar", "0.2.0", d / "targets.pem")["target"]
-'aptic-terminal-0.2.0.tar'
+...     publish(d / "tuf", d / "bundle.tar", "0.2.0", d / "targets.pem", arch="arm64")["target"]
+'aptic-terminal-0.2.0-arm64.tar'
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import tarfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,8 +70,22 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
-def target_name(version: str) -> str:
-    return f"aptic-terminal-{version}.tar"
+ARCHES = ("amd64", "arm64")  # Debian's names: a Raspberry Pi, a PC
+
+
+def target_name(version: str, arch: str) -> str:
+    """One bundle per version and architecture (a fleet mixes Pis and PCs; the venv holds compiled code)."""
+    return f"aptic-terminal-{version}-{arch}.tar"
+
+
+def bundle_arch(bundle: Path) -> str | None:
+    """The architecture a bundle says it is for (its RELEASE.json, written by ``images/release``)."""
+    try:
+        with tarfile.open(bundle) as tar:
+            member = tar.extractfile("RELEASE.json")
+            return json.loads(member.read()).get("arch") if member else None
+    except (tarfile.TarError, KeyError, ValueError, OSError):
+        return None
 
 
 # -- keys -------------------------------------------------------------------------------------------------------
@@ -187,23 +203,27 @@ def init_repository(
     return repo
 
 
-def publish(directory: Path, bundle: Path, version: str, targets_key_file: Path,
+def publish(directory: Path, bundle: Path, version: str, targets_key_file: Path, arch: str | None = None,
             now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
-    """Add ``bundle`` as release ``version`` (newer than every published one), signed with the targets key."""
+    """Add ``bundle`` as release ``version`` for ``arch`` (by default what the bundle says), newer than every
+    release published for that architecture, signed with the targets key."""
     now = now or datetime.now(UTC)
     repo = Repository(directory)
     key = version_key(version)
+    arch = arch or bundle_arch(bundle)
+    if arch not in ARCHES:
+        raise ReleaseError(f"a bundle is for one of {', '.join(ARCHES)}, not {arch!r} (give --arch)")
     targets = repo.load("targets")
-    published = [t.custom.get("version", "0") for t in targets.signed.targets.values()]
+    published = [t.custom.get("version", "0") for t in targets.signed.targets.values() if t.custom.get("arch") == arch]
     if any(version_key(p) >= key for p in published):
-        raise ReleaseError(f"{version} is not newer than every published release ({', '.join(published)})")
+        raise ReleaseError(f"{version} is not newer than every {arch} release published ({', '.join(published)})")
     signer = load_signer(targets_key_file)
     if signer.public_key.keyid not in repo.load("root").signed.roles["targets"].keyids:
         raise ReleaseError("this key does not hold the targets role")
     data = bundle.read_bytes()
-    name = target_name(version)
+    name = target_name(version, arch)
     target = TargetFile.from_data(name, data, ["sha256"])
-    target.unrecognized_fields["custom"] = {"version": version}
+    target.unrecognized_fields["custom"] = {"version": version, "arch": arch}
     digest = target.hashes["sha256"]
     stored = repo.targets / f"{digest}.{name}"
     shutil.copyfile(bundle, stored.with_name(stored.name + ".tmp"))
@@ -215,7 +235,7 @@ def publish(directory: Path, bundle: Path, version: str, targets_key_file: Path,
     targets.sign(signer)
     repo.write(targets)
     repo.sign_online(now)
-    return {"target": name, "version": version, "length": len(data), "sha256": digest,
+    return {"target": name, "version": version, "arch": arch, "length": len(data), "sha256": digest,
             "targets_version": targets.signed.version}  # fmt: skip
 
 
@@ -235,9 +255,9 @@ def refresh(directory: Path, now: datetime | None = None) -> dict[str, Any]:
 def releases(directory: Path) -> list[dict[str, Any]]:
     """The published releases, oldest first."""
     targets = Repository(directory).load("targets").signed.targets.values()
-    rows = [{"target": t.path, "version": t.custom.get("version"), "length": t.length, "sha256": t.hashes["sha256"]}
-            for t in targets]  # fmt: skip
-    return sorted(rows, key=lambda r: version_key(r["version"]))
+    rows = [{"target": t.path, "version": t.custom.get("version"), "arch": t.custom.get("arch"), "length": t.length,
+             "sha256": t.hashes["sha256"]} for t in targets]  # fmt: skip
+    return sorted(rows, key=lambda r: (version_key(r["version"]), r["arch"]))
 
 
 def root_json(directory: Path) -> bytes:

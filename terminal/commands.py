@@ -209,6 +209,31 @@ def notify_systemd(message: str) -> None:
         sock.sendall(message.encode())
 
 
+def _update_step(url: str, version: str, terminal: Any, fleet: Any) -> Any:
+    """Signed updates, on a device whose image has the update guard (``APTIC_UPDATES_DIR``, set by the unit);
+    None on a workstation. See updates/agent.py."""
+    directory = os.environ.get("APTIC_UPDATES_DIR")
+    if not directory:
+        return None
+    import requests
+
+    from updates.agent import InBackground, UpdateStep, pinned_root
+    from updates.fetch import ReleaseSource
+    from updates.guard import AGENT
+
+    def fetch_root() -> bytes:
+        answer = requests.get(f"{url.rstrip('/')}/tuf/metadata/1.root.json", timeout=(5, 30))
+        answer.raise_for_status()
+        return answer.content
+
+    agent_dir = Path(directory) / AGENT
+    root = pinned_root(Path(os.environ.get("APTIC_RELEASE_ROOT", "/etc/aptic-terminal/release-root.json")),
+                       agent_dir / "root.json", fetch_root)  # fmt: skip
+    step = UpdateStep(ReleaseSource(url, agent_dir, root), Path(directory), version,
+                      clock_synced=lambda: terminal.clock.synced() or fleet.clock_agrees())  # fmt: skip
+    return InBackground(step)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from provisioning.activation import activate, software_version
     from terminal import logs, remote
@@ -271,6 +296,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             boot_id=terminal.clock.boot_id,
             restart=stopping.set,  # systemd starts the daemon again (Restart=always)
         )
+        worker.fleet.updates = _update_step(url, version, terminal, worker.fleet)
         return worker
 
     # The worker starts now if the central is known, else when this terminal is activated (no restart).

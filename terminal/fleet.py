@@ -189,7 +189,13 @@ class FleetAgent:
         self.jitter = jitter
         self.next_poll: float | None = None
         self._sent_release: dict[str, Any] | None = None
+        self.clock_offset: float | None = None  # the central's clock minus ours, at the last document
         journal.recover(boot_id)
+
+    def clock_agrees(self, within: float = 300.0) -> bool:
+        """Whether this clock was within ``within`` seconds of the central's at the last desired state (read
+        over verified TLS): as good as NTP for judging signed metadata's expiry, where NTP is blocked."""
+        return self.clock_offset is not None and abs(self.clock_offset) <= within
 
     def poll_if_due(self) -> bool:
         """Poll when the time has come (at once after a start); True when it polled. Errors propagate: the
@@ -211,7 +217,9 @@ class FleetAgent:
                 self.interval = float(config["poll_interval"])
             restart_for = self.apply_config(config)
             self.store.update_state(remote_config=config, applied_generation=document.get("generation"))
-            server_time = _when(document["server_time"]) if document.get("server_time") else datetime.now(UTC)
+            server_time = _when(document["server_time"]) if document.get("server_time") else None
+            self.clock_offset = (server_time - datetime.now(UTC)).total_seconds() if server_time else None
+            server_time = server_time or datetime.now(UTC)
             for command in document.get("commands") or []:
                 self._receive(command, server_time)
         self._run_received()

@@ -25,6 +25,10 @@ SERVICES = [
     "aptic-grow-data.service",
     "aptic-screenshot.service",
     "aptic-screenshot.path",
+    "aptic-update-request.service",
+    "aptic-update-request.path",
+    "aptic-update-check.service",
+    "aptic-update-check.timer",
 ]
 EXPOSURE_LIMIT = 2.5  # measured 2.0 for aptic-terminal.service with systemd 252
 
@@ -44,8 +48,8 @@ def unit(name: str) -> dict[str, list[str]]:
 def runnable_copy(name: str, directory: Path, text: str | None = None) -> Path:
     """The unit with its programs pointed at /bin/true: verify fails on a missing ExecStart binary."""
     text = (UNITS / name).read_text() if text is None else text
-    text = re.sub(r"/opt/aptic-terminal/current/bin/aptic-terminal|/usr/lib/aptic-terminal/[\w-]+|/usr/bin/cage",
-                  "/bin/true", text)  # fmt: skip
+    text = re.sub(r"/opt/aptic-terminal/current/bin/aptic-terminal|/var/lib/aptic/updates/current/bin/python"
+                  r"|/usr/lib/aptic-terminal/[\w-]+|/usr/bin/cage", "/bin/true", text)  # fmt: skip
     path = directory / name
     path.write_text(text)
     return path
@@ -123,7 +127,13 @@ def test_the_daemon_notifies_restarts_and_runs_unprivileged_with_only_input_and_
     assert daemon["SupplementaryGroups"] == ["input gpio"]
     assert daemon["CapabilityBoundingSet"] == [""] and daemon["AmbientCapabilities"] == [""]
     assert daemon["ProtectSystem"] == ["strict"]
-    assert daemon["ReadWritePaths"] == ["/var/lib/aptic-terminal", "-/run/aptic-screenshot"]
+    # Its data, the screenshot it asks for, and where it stages signed releases (the guard's state and the
+    # `current` link are root's).
+    assert daemon["ReadWritePaths"] == [
+        "/var/lib/aptic-terminal",
+        "-/run/aptic-screenshot",
+        "-/var/lib/aptic/updates/releases -/var/lib/aptic/updates/agent",
+    ]
     assert daemon["DevicePolicy"] == ["closed"]
     assert sorted(daemon["DeviceAllow"]) == ["char-gpiochip rw", "char-input rw"]
     sysusers = (UNITS / "sysusers.d" / "aptic-terminal.conf").read_text().splitlines()

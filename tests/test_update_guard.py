@@ -50,7 +50,8 @@ def guard_at(tmp_path: Path, factory: Path, **kw: object) -> Guard:
 
 
 def run_guard(tmp_path: Path, factory: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "APTIC_UPDATES_DIR": str(tmp_path / "updates"), "APTIC_FACTORY_RELEASE": str(factory)}
+    env = {**os.environ, "APTIC_UPDATES_DIR": str(tmp_path / "updates"), "APTIC_FACTORY_RELEASE": str(factory),
+           "APTIC_GUARD_UNIT": ""}  # fmt: skip
     if crash_at:
         env["APTIC_GUARD_CRASH_AT"] = crash_at
     return subprocess.run([sys.executable, str(GUARD), *args], env=env, capture_output=True, text=True, timeout=60)
@@ -69,6 +70,20 @@ def test_a_healthy_release_runs_on_trial_then_is_committed(tmp_path: Path, facto
     clock.now += 601
     assert guard.check() == "idle" and guard.state()["committed"] == "0.2.0"
     assert guard.running() == new
+
+
+def test_a_release_that_never_started_is_not_committed_by_the_old_one_answering(tmp_path: Path, factory: Path) -> None:
+    clock = Clock()
+    guard = guard_at(tmp_path, factory, clock=clock, trial_seconds=60)
+    guard.on_start()
+    stage(guard.base, "0.2.0")
+    guard.switch("0.2.0")  # the restart it asked for has not happened: the old daemon still answers /healthz
+    clock.now += 3600
+    assert guard.check() == "trial"
+    guard.on_start()  # now the new release starts
+    assert guard.check() == "trial"  # and must be healthy through its own trial
+    clock.now += 61
+    assert guard.check() == "idle" and guard.state()["committed"] == "0.2.0"
 
 
 def test_what_is_not_a_complete_good_release_is_never_switched_to(tmp_path: Path, factory: Path) -> None:
@@ -171,12 +186,14 @@ def test_the_agents_request_is_taken_once(tmp_path: Path, factory: Path) -> None
     assert run_guard(tmp_path, factory, "start").returncode == 0
     updates = tmp_path / "updates"
     stage(updates, "0.2.0")
-    (updates / "request.json").write_text('{"switch": "0.2.0"}')
+    request = updates / "agent" / "request.json"
+    request.parent.mkdir()
+    request.write_text('{"switch": "0.2.0"}')
     assert run_guard(tmp_path, factory, "request").returncode == 0
     assert guard_at(tmp_path, factory).running() == updates / "releases" / "0.2.0"
-    assert not (updates / "request.json").exists()
-    (updates / "request.json").write_text("garbage")
+    assert not request.exists()
+    request.write_text("garbage")
     refused = run_guard(tmp_path, factory, "request")
     assert refused.returncode == 1 and "unreadable request" in refused.stderr
-    assert not (updates / "request.json").exists()  # not retried in a loop by its path unit
+    assert not request.exists()  # not retried in a loop by its path unit
     assert run_guard(tmp_path, factory, "request").returncode == 0  # nothing asked: nothing done

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tuf.api.metadata import Metadata, Root
+
 from updates.fetch import FetchError, ReleaseSource, choose
+from updates.guard import AGENT, REQUEST, write_atomically
 from updates.stage import StageError, enough_space, stage
 
 logger = logging.getLogger(__name__)
-
-REQUEST = "request.json"  # the guard's path unit watches it
 
 
 class UpdateStep:
@@ -46,6 +48,7 @@ class UpdateStep:
         self.request_switch = request_switch or self._write_request
         self.desired: str | None = None
         self.error: str | None = None
+        self.activity: str | None = None  # what it is doing now, for the operator ("staging 0.3.0")
 
     def guard_state(self) -> dict[str, Any]:
         try:
@@ -64,23 +67,28 @@ class UpdateStep:
             self.error = "waiting for the clock to be synchronised"
             return
         try:
+            self.activity = f"checking {version}"
             info = self.source.target(version)
             if not enough_space(self.directory, info.length):
                 raise StageError(f"not enough free space for a {info.length}-byte release")
+            self.activity = f"downloading {version}"
             bundle = self.source.download(info)
+            self.activity = f"staging {version}"
+            logger.info("Staging release %s", version)
             stage(bundle, self.directory / "releases", version)
         except (FetchError, StageError) as error:
             self.error = str(error)
             logger.warning("Update to %s not ready: %s", version, error)
             return
+        finally:
+            self.activity = None
         self.error = None
         logger.info("Release %s staged: asking the guard to switch", version)
         self.request_switch(version)
 
     def _write_request(self, version: str) -> None:
-        from updates.guard import write_atomically
-
-        write_atomically(self.directory / REQUEST, json.dumps({"switch": version}).encode())
+        (self.directory / AGENT).mkdir(exist_ok=True)
+        write_atomically(self.directory / AGENT / REQUEST, json.dumps({"switch": version}).encode())
 
     def report(self) -> dict[str, Any]:
         state = self.guard_state()
@@ -90,4 +98,65 @@ class UpdateStep:
             "phase": "rolled_back" if state.get("rolled_back") and state.get("phase") == "idle" else state.get("phase"),
             "bad": state.get("bad", []),
             "error": self.error,
+            "activity": self.activity,
         }
+
+
+class InBackground:
+    """An :class:`UpdateStep` whose work runs in its own thread, one at a time: downloading and staging a
+    release takes minutes on a Pi, and the scans' sync, in whose thread the fleet agent polls, must not wait.
+    A poll while the step works only updates the version wanted; the next poll after it takes it up."""
+
+    def __init__(self, step: UpdateStep) -> None:
+        self.step = step
+        self._thread: threading.Thread | None = None
+
+    @property
+    def desired(self) -> str | None:
+        return self.step.desired
+
+    def consider(self, desired: str | None) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self._consider, args=(desired,), name="aptic-update", daemon=True)
+        self._thread.start()
+
+    def _consider(self, desired: str | None) -> None:
+        try:
+            self.step.consider(desired)
+        except Exception as error:  # a bug must not end updates for good: logged, reported, tried again
+            logger.exception("Update step failed")
+            self.step.error = f"unexpected {type(error).__name__}: {error}"
+        finally:
+            self.step.activity = None
+
+    def report(self) -> dict[str, Any]:
+        return self.step.report()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def pinned_root(pinned: Path, kept: Path, fetch: Callable[[], bytes]) -> Callable[[], bytes]:
+    """The first root metadata this terminal trusts, as a function :class:`~updates.fetch.ReleaseSource` calls
+    when it needs it: the image's (``pinned``, when whoever built it put the operator's root there), else the
+    one taken from the central the first time (``fetch``, over verified TLS with this device's token) and
+    kept in ``kept`` for good. From there python-tuf only accepts new roots that the old one's keys signed."""
+
+    def root() -> bytes:
+        for path in (pinned, kept):
+            if path.is_file():
+                return path.read_bytes()
+        data = fetch()
+        try:  # kept for good: it must at least be a root that its own keys signed
+            metadata = Metadata[Root].from_bytes(data)
+            metadata.verify_delegate(Root.type, metadata)
+        except Exception as error:
+            raise FetchError(f"the central's release root is not a signed TUF root: {error}") from error
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(kept, data)
+        logger.info("Trusting the central's release root from now on (kept in %s)", kept)
+        return data
+
+    return root

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
-from tuf.api.exceptions import RepositoryError
+from tuf.api.exceptions import DownloadError, RepositoryError
 from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater
+from tuf.ngclient.requests_fetcher import RequestsFetcher
 
 from updates.guard import fsync_directory
 
@@ -53,16 +56,26 @@ def choose(desired: str | None, running: str, bad: list[str]) -> str | None:
     return desired
 
 
+def this_arch() -> str:
+    """This machine's architecture, as Debian and the release bundles name it."""
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
 class ReleaseSource:
     """The central's signed releases, seen from one terminal whose update files live in ``directory``.
 
-    ``root`` is the first root metadata this terminal trusts (brought by the image or its activation);
-    ``base_url`` the central (``https://…``); ``session`` the ``requests`` session for bundles.
+    ``root`` is the first root metadata this terminal trusts, or a function giving it when first needed
+    (:func:`updates.agent.pinned_root`: the image's, else the central's the first time);
+    ``base_url`` the central (``https://…``); ``session`` the ``requests`` session for bundles; ``arch`` the
+    bundle this machine takes.
     """
 
-    def __init__(self, base_url: str, directory: Path, root: bytes, session: requests.Session | None = None,
-                 timeout: tuple[float, float] = (5.0, 30.0)) -> None:  # fmt: skip
+    def __init__(self, base_url: str, directory: Path, root: bytes | Callable[[], bytes],
+                 session: requests.Session | None = None, timeout: tuple[float, float] = (5.0, 30.0),
+                 arch: str | None = None) -> None:  # fmt: skip
         self.base_url = base_url.rstrip("/")
+        self.arch = arch or this_arch()
         self.metadata_dir = directory / "tuf"
         self.downloads = directory / "downloads"
         self.root = root
@@ -73,18 +86,23 @@ class ReleaseSource:
 
     def target(self, version: str) -> TargetFile:
         """The signed description of release ``version`` (length, hashes), after a full metadata refresh."""
-        updater = Updater(str(self.metadata_dir), f"{self.base_url}/tuf/metadata/", str(self.downloads),
-                          f"{self.base_url}/tuf/targets/", bootstrap=self.root)  # fmt: skip
         try:
+            root = self.root if isinstance(self.root, bytes) else self.root()
+            # requests, as for every other call to the central: the same TLS trust (REQUESTS_CA_BUNDLE, where a
+            # site's own CA is given) — python-tuf's default urllib3 fetcher would only know certifi's.
+            updater = Updater(str(self.metadata_dir), f"{self.base_url}/tuf/metadata/", str(self.downloads),
+                              f"{self.base_url}/tuf/targets/", bootstrap=root,
+                              fetcher=RequestsFetcher(app_user_agent="aptic-terminal"))  # fmt: skip
             updater.refresh()
-            info = updater.get_targetinfo(f"aptic-terminal-{version}.tar")
-        except (RepositoryError, OSError) as error:  # bad signature, replay, expiry, unreachable, truncated
+            info = updater.get_targetinfo(f"aptic-terminal-{version}-{self.arch}.tar")
+        except (RepositoryError, DownloadError, OSError, requests.RequestException, ValueError) as error:
+            # a bad signature, a replay, expiry, unreachable, truncated, no root to trust yet
             raise FetchError(f"signed metadata refused: {type(error).__name__}: {error}") from error
         finally:
             fsync_directory(self.metadata_dir)  # the client renames without it: keep the rollback floor
         if info is None:
-            raise FetchError(f"release {version} is not published")
-        if (info.custom or {}).get("version") != version:
+            raise FetchError(f"release {version} is not published for {self.arch}")
+        if (info.custom or {}).get("version") != version or info.custom.get("arch") != self.arch:
             raise FetchError(f"release {version}: its signed version says {info.custom!r}")
         return info
 

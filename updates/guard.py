@@ -1,17 +1,23 @@
+#!/usr/bin/python3 -I
 """The update guard: moves the terminal from one complete release to another, and back, whatever happens.
 
-It ships in the image (``/usr/lib/aptic-terminal/aptic-update-guard``), outside every release, and uses the
-standard library alone: a release that cannot start, or that breaks Python packages, cannot break the code
-that rolls it back. The fleet agent (inside the release) downloads, verifies and stages a release; only the
-guard switches, judges and commits or rolls back.
+It ships in the image (``/usr/lib/aptic-terminal/aptic-update-guard``, run by Debian's own Python in isolated
+mode), outside every release, and uses the standard library alone: a release that cannot start, or that
+breaks Python packages, cannot break the code that rolls it back. The fleet agent (inside the release)
+downloads, verifies and stages a release; only the guard switches, judges and commits or rolls back.
 
 Layout, on the data partition (``APTIC_UPDATES_DIR``, ``/var/lib/aptic/updates``)::
 
     releases/<version>/   a release: its venv, RELEASE.json, and .complete (written last, fsync'd)
+    agent/                the agent's own files: TUF metadata, downloads, and request.json ({"switch": V})
     current  -> releases/<version>, or the image's own release (/opt/aptic-terminal/current)
     previous -> what ran before the last switch, kept until the switch is committed
     state.json            {"phase", "from", "to", "starts", "since", "bad": [...]}
     logs/rollback-<version>.log
+
+The directory itself and what the guard writes in it are root's; ``releases/`` and ``agent/`` are the
+daemon's (it stages there, as its own unprivileged user). The guard never runs what it finds in them: it moves
+symbolic links and writes its state, and root's files cannot be replaced by the daemon.
 
 The phases: ``idle`` → ``switching`` (written before ``current`` moves) → ``trial`` (each start of the
 daemon counts: :meth:`Guard.on_start`) → ``idle`` again, committed or rolled back. Every file is written
@@ -31,12 +37,15 @@ leaves ``current`` on a complete release and the next start finishes or undoes w
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +53,8 @@ from typing import Any
 logger = logging.getLogger("aptic-update-guard")
 
 DEFAULT_DIR = Path("/var/lib/aptic/updates")
+AGENT = "agent"  # the daemon's directory in the updates directory
+REQUEST = "request.json"  # in it: the agent's request to switch (a path unit starts the guard on it)
 FACTORY = Path("/opt/aptic-terminal/current")  # the image's own release, the floor under every update
 COMPLETE = ".complete"
 
@@ -116,6 +127,7 @@ class Guard:
         self.previous = base / "previous"
         self.state_file = base / "state.json"
         self.logs = base / "logs"
+        self.request_file = base / AGENT / REQUEST
 
     # -- state ---------------------------------------------------------------------------------------------
 
@@ -171,7 +183,8 @@ class Guard:
             if starts > self.max_starts:
                 self._roll_back(state, f"{starts - 1} starts without becoming healthy", restart=False)
                 return "idle"
-            self._save(**{**state, "starts": starts})
+            # The trial period runs from the new release's first start, not from the switch.
+            self._save(**{**state, "starts": starts, **({"since": self.clock()} if starts == 1 else {})})
             logger.info("Trial of %s: start %d of %d", state["to"], starts, self.max_starts)
         return self.state()["phase"]
 
@@ -214,6 +227,8 @@ class Guard:
         state = self.state()
         if state["phase"] != "trial":
             return state["phase"]
+        if state.get("starts", 0) == 0:
+            return "trial"  # the new release has not started yet: what answers is still the old one
         if not self.healthy():
             if state.get("starts", 0) >= self.max_starts:
                 self._roll_back(state, "not healthy after its last start")
@@ -249,7 +264,7 @@ class Guard:
 def handle_request(guard: Guard) -> None:
     """The agent's request (``request.json``, ``{"switch": VERSION}``), taken once: removed before it is acted
     on, so a request that fails is not retried in a loop (the agent asks again at its next poll)."""
-    path = guard.base / "request.json"
+    path = guard.request_file
     try:
         request = json.loads(path.read_bytes())
     except FileNotFoundError:
@@ -257,36 +272,81 @@ def handle_request(guard: Guard) -> None:
     except ValueError:
         request = {}
     path.unlink()
-    fsync_directory(guard.base)
+    fsync_directory(path.parent)
     if isinstance(request, dict) and isinstance(request.get("switch"), str):
         guard.switch(request["switch"])
     else:
         raise GuardError(f"unreadable request: {request!r}")
 
 
+def systemd_restart(unit: str) -> Callable[[], None]:
+    def restart() -> None:
+        # --no-block: the daemon's start runs this guard again (ExecStartPre), which waits for our lock.
+        subprocess.run(["systemctl", "--no-block", "restart", unit], check=False, timeout=30)
+
+    return restart
+
+
+def systemd_healthy(unit: str, healthz: str) -> Callable[[], bool]:
+    """The daemon is healthy when systemd says it is active (it sent READY=1 and its watchdog has not fired)
+    and its kiosk answers ``/healthz`` (the daemon pings its watchdog only while its own checks pass)."""
+
+    def healthy() -> bool:
+        active = subprocess.run(["systemctl", "is-active", "--quiet", unit], check=False, timeout=30)
+        if active.returncode != 0:
+            return False
+        try:
+            with urllib.request.urlopen(healthz, timeout=10) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    return healthy
+
+
+def guard_from_environment() -> Guard:
+    """The guard as the units run it; every setting has the image's default (``/etc/aptic-terminal/updates.env``
+    may change the trial for tests or a cautious operator)."""
+    env = os.environ.get
+    unit = env("APTIC_GUARD_UNIT", "aptic-terminal.service")
+    if not unit:  # no systemd (a workstation, the tests): nothing to restart, health not judged
+        return Guard(Path(env("APTIC_UPDATES_DIR", str(DEFAULT_DIR))), Path(env("APTIC_FACTORY_RELEASE", str(FACTORY))))
+    return Guard(
+        Path(env("APTIC_UPDATES_DIR", str(DEFAULT_DIR))),
+        Path(env("APTIC_FACTORY_RELEASE", str(FACTORY))),
+        max_starts=int(env("APTIC_GUARD_MAX_STARTS", "3")),
+        trial_seconds=float(env("APTIC_GUARD_TRIAL_SECONDS", "600")),
+        restart_daemon=systemd_restart(unit),
+        healthy=systemd_healthy(unit, env("APTIC_GUARD_HEALTHZ", "http://127.0.0.1:8080/healthz")),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """``aptic-update-guard start|request|switch VERSION|check|status``, run by the units (as root)."""
     logging.basicConfig(level=logging.INFO, format="aptic-update-guard: %(message)s", stream=sys.stderr)
     args = sys.argv[1:] if argv is None else argv
-    guard = Guard(Path(os.environ.get("APTIC_UPDATES_DIR", DEFAULT_DIR)),
-                  Path(os.environ.get("APTIC_FACTORY_RELEASE", FACTORY)))  # fmt: skip
-    try:
-        if args[:1] == ["start"]:
-            print(guard.on_start())
-        elif args[:1] == ["request"]:
-            handle_request(guard)
-        elif args[:1] == ["switch"] and len(args) == 2:
-            guard.switch(args[1])
-        elif args[:1] == ["check"]:
-            print(guard.check())
-        elif args[:1] == ["status"]:
-            print(json.dumps({**guard.state(), "running": str(guard.running())}))
-        else:
-            print(main.__doc__, file=sys.stderr)
-            return 2
-    except GuardError as error:
-        logger.error("%s", error)
-        return 1
+    guard = guard_from_environment()
+    guard.base.mkdir(parents=True, exist_ok=True)
+    # One guard at a time: the daemon's start, the agent's request and the timer's check may coincide.
+    with open(guard.base / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if args[:1] == ["start"]:
+                print(guard.on_start())
+            elif args[:1] == ["request"]:
+                handle_request(guard)
+            elif args[:1] == ["switch"] and len(args) == 2:
+                guard.switch(args[1])
+            elif args[:1] == ["check"]:
+                print(guard.check())
+            elif args[:1] == ["status"]:
+                print(json.dumps({**guard.state(), "running": str(guard.running())}))
+            else:
+                print(main.__doc__, file=sys.stderr)
+                return 2
+        except GuardError as error:
+            logger.error("%s", error)
+            return 1
     return 0
 
 

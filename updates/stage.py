@@ -2,7 +2,7 @@
 
 A bundle is a tar file (a TUF target, so signed before it gets here) holding::
 
-    RELEASE.json        {"version": "0.3.0"}
+    RELEASE.json        {"version": "0.3.0", "arch": "arm64"}
     wheels/*.whl        the project and every dependency, built for the terminal's machine
 
 :func:`stage` makes ``releases/<version>/`` from it while the old release keeps running: a venv made at its
@@ -36,11 +36,14 @@ class StageError(Exception):
     """The release was not staged; its directory is gone. The message says why (for the log and the report)."""
 
 
-def build_bundle(version: str, wheels: Path, out: Path) -> Path:
-    """Pack ``wheels`` (a directory of .whl files) as release ``version`` into the tar file ``out``."""
+def build_bundle(version: str, wheels: Path, out: Path, arch: str | None = None) -> Path:
+    """Pack ``wheels`` (a directory of .whl files) as release ``version`` for ``arch`` (by default this
+    machine's) into the tar file ``out``."""
+    from updates.fetch import this_arch
+
     with tarfile.open(out, "w") as tar:
         info = tarfile.TarInfo("RELEASE.json")
-        data = json.dumps({"version": version}).encode()
+        data = json.dumps({"version": version, "arch": arch or this_arch()}).encode()
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
         for wheel in sorted(wheels.glob("*.whl")):
@@ -64,7 +67,8 @@ def stage(bundle: Path, releases: Path, version: str, python: str = sys.executab
         _unpack(bundle, target / "bundle", version)
         _run([python, "-m", "venv", str(target)], timeout)
         _run([str(target / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "--no-index",
-              "--find-links", str(target / "bundle" / "wheels"), f"aptic-terminal=={version}"], timeout)  # fmt: skip
+              "--no-cache-dir", "--find-links", str(target / "bundle" / "wheels"), f"aptic-terminal=={version}"],
+             timeout)  # fmt: skip
         _run([str(target / "bin" / "python"), "-c", SELF_TEST], timeout)
         shutil.rmtree(target / "bundle")
         _sync_tree(target)

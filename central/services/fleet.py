@@ -117,7 +117,8 @@ def alerts(device: Any, now: datetime) -> list[dict[str, str]]:
         alert("screen", "L'écran du kiosque ne répond plus depuis plus de 5 minutes.")
     release = (device.reported or {}).get("release") or {}
     if release.get("phase") == "rolled_back":
-        alert("rolled_back", f"Mise à jour {release.get('bad', '?')} annulée : la version précédente tourne.")
+        bad = ", ".join(release.get("bad") or []) or "?"
+        alert("rolled_back", f"Mise à jour {bad} annulée : la version précédente tourne.")
     return found
 
 

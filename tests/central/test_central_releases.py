@@ -47,11 +47,11 @@ def bundle(tmp_path: Path, version: str, size: int = 300_000) -> Path:
 
 
 def source(central, repo: Path, tmp_path: Path, base: str | None = None) -> ReleaseSource:
-    return ReleaseSource(base or central.base, tmp_path / "device", releases.root_json(repo))
+    return ReleaseSource(base or central.base, tmp_path / "device", releases.root_json(repo), arch="amd64")
 
 
 def test_a_published_release_is_found_downloaded_and_verified(central, repo, keys, tmp_path) -> None:
-    published = releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    published = releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets, "amd64")
     device = source(central, repo, tmp_path)
     info = device.target("0.2.0")
     assert info.length == published["length"] and info.hashes["sha256"] == published["sha256"]
@@ -74,18 +74,18 @@ def central_get(central, path: str) -> http.client.HTTPResponse:
 
 
 def test_publishing_needs_the_targets_key_and_a_newer_version(central, repo, keys, tmp_path) -> None:
-    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets, "amd64")
     for version, key, why in (("0.2.1", keys.stranger, "does not hold the targets role"),
                               ("0.1.9", keys.targets, "not newer"), ("0.2.0", keys.targets, "not newer"),
                               ("latest", keys.targets, "not a release version")):  # fmt: skip
         with pytest.raises(releases.ReleaseError, match=why):
-            releases.publish(repo, bundle(tmp_path, "x"), version, key)
+            releases.publish(repo, bundle(tmp_path, "x"), version, key, "amd64")
     assert [r["version"] for r in releases.releases(repo)] == ["0.2.0"]
 
 
 def test_a_tampered_bundle_is_refused_and_nothing_is_kept(central, repo, keys, tmp_path) -> None:
-    published = releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
-    stored = repo / "targets" / f"{published['sha256']}.aptic-terminal-0.2.0.tar"
+    published = releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets, "amd64")
+    stored = repo / "targets" / f"{published['sha256']}.aptic-terminal-0.2.0-amd64.tar"
     data = bytearray(stored.read_bytes())
     data[1000] ^= 0xFF  # one byte flipped on the central's disk (or on the way)
     stored.write_bytes(bytes(data))
@@ -96,7 +96,7 @@ def test_a_tampered_bundle_is_refused_and_nothing_is_kept(central, repo, keys, t
 
 
 def test_metadata_signed_by_a_wrong_key_is_refused(central, repo, keys, tmp_path) -> None:
-    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets, "amd64")
     # Someone with the central's disk but not the targets key re-signs the targets list with their own key.
     forged = releases.Repository(repo).load("targets")
     forged.signed.version += 1
@@ -109,7 +109,7 @@ def test_metadata_signed_by_a_wrong_key_is_refused(central, repo, keys, tmp_path
 
 
 def test_an_expired_timestamp_and_a_clock_weeks_off_install_nothing(central, repo, keys, tmp_path) -> None:
-    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets, "amd64")
     # A timestamp signed 30 days ago: as a central that stopped re-signing, or a terminal 30 days fast.
     releases.Repository(repo).sign_timestamp(datetime.now(UTC) - timedelta(days=30))
     with pytest.raises(FetchError, match="Expired"):
@@ -117,7 +117,7 @@ def test_an_expired_timestamp_and_a_clock_weeks_off_install_nothing(central, rep
 
 
 def test_an_older_timestamp_replayed_is_refused_and_a_truncated_cache_recovers(central, repo, keys, tmp_path) -> None:
-    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets)
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets, "amd64")
     old = (repo / "metadata" / "timestamp.json").read_bytes()
     releases.refresh(repo)
     device = source(central, repo, tmp_path)
@@ -186,7 +186,7 @@ class CuttingProxy:
 @pytest.mark.parametrize("share", [0.1, 0.5, 0.9])
 def test_a_download_cut_on_the_way_resumes_where_it_stopped(central, repo, keys, tmp_path, share: float) -> None:
     size = 400_000
-    releases.publish(repo, bundle(tmp_path, "0.2.0", size), "0.2.0", keys.targets)
+    releases.publish(repo, bundle(tmp_path, "0.2.0", size), "0.2.0", keys.targets, "amd64")
     proxy = CuttingProxy(central.base)
     try:
         device = source(central, repo, tmp_path, base=proxy.url)
@@ -223,12 +223,15 @@ def test_the_operator_publishes_then_rolls_out_pauses_and_widens_from_the_comman
     assert (offline / "r1.pem").stat().st_mode & 0o777 == 0o600
     roots = [arg for n in ("r1", "r2", "r3") for arg in ("--root-key", str(offline / f"{n}.pem"))]
     assert run("init-releases", *roots, "--threshold", "2", "--targets-key", str(offline / "targets.pem"))[0] == 0
-    code, refused = run("publish", str(bundle(tmp_path, "0.2.0")), "--version", "0.2.0", "--targets-key",
-                        str(offline / "stranger.pem"))  # fmt: skip
+    code, refused = run("publish", str(bundle(tmp_path, "0.2.0")), "--version", "0.2.0", "--arch", "amd64",
+                        "--targets-key", str(offline / "stranger.pem"))  # fmt: skip
     assert code == 1 and refused["error"] == "invalid_release"
-    code, published = run("publish", str(bundle(tmp_path, "0.2.0")), "--version", "0.2.0", "--targets-key",
-                          str(offline / "targets.pem"))  # fmt: skip
-    assert code == 0 and published["version"] == "0.2.0"
+    code, refused = run("publish", str(bundle(tmp_path, "0.2.0")), "--version", "0.2.0", "--targets-key",
+                        str(offline / "targets.pem"))  # fmt: skip
+    assert code == 1 and "give --arch" in refused["message"]  # random bytes: no RELEASE.json to say it
+    code, published = run("publish", str(bundle(tmp_path, "0.2.0")), "--version", "0.2.0", "--arch", "amd64",
+                          "--targets-key", str(offline / "targets.pem"))  # fmt: skip
+    assert code == 0 and published["version"] == "0.2.0" and published["arch"] == "amd64"
     assert [r["version"] for r in run("releases")[1]] == ["0.2.0"]
 
     org, _ = central.organisation()
@@ -276,6 +279,48 @@ def test_the_terminal_takes_the_desired_release_only_once_its_clock_is_synchroni
     assert guard.running() == guard.factory and step.report()["error"] is None
     step.consider("0.2.0")
     assert guard.running() == updates / "releases" / "0.2.0"
-    assert step.report() == {"running": "0.1.0", "desired": "0.2.0", "phase": "trial", "bad": [], "error": None}
+    assert step.report() == {
+        "running": "0.1.0",
+        "desired": "0.2.0",
+        "phase": "trial",
+        "bad": [],
+        "error": None,
+        "activity": None,
+    }
     step.consider("0.2.0")  # on trial already: nothing more
     assert guard.state()["starts"] == 0
+
+
+def test_each_architecture_takes_its_own_bundle(central, repo, keys, tmp_path) -> None:
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets, "arm64")
+    with pytest.raises(FetchError, match="not published for amd64"):  # a PC never takes a Pi's compiled venv
+        source(central, repo, tmp_path).target("0.2.0")
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets, "amd64")  # the same version, for PCs
+    assert source(central, repo, tmp_path).target("0.2.0").custom == {"version": "0.2.0", "arch": "amd64"}
+    assert [(r["version"], r["arch"]) for r in releases.releases(repo)] == [("0.2.0", "amd64"), ("0.2.0", "arm64")]
+
+
+def test_the_release_root_is_the_images_else_the_centrals_first_one_kept_for_good(central, repo, keys, tmp_path):
+    from updates.agent import pinned_root
+
+    fetched: list[int] = []
+
+    def fetch() -> bytes:
+        fetched.append(1)
+        return releases.root_json(repo)
+
+    pinned, kept = tmp_path / "image-root.json", tmp_path / "agent" / "root.json"
+    root = pinned_root(pinned, kept, fetch)
+    assert root() == releases.root_json(repo) and root() == releases.root_json(repo) and fetched == [1]
+    assert kept.read_bytes() == releases.root_json(repo)
+    pinned.write_bytes(b"the operator's own root")
+    assert root() == b"the operator's own root"  # an image built with the operator's root trusts only that one
+
+    garbage = pinned_root(tmp_path / "none", tmp_path / "other" / "root.json", lambda: b"<html>404</html>")
+    with pytest.raises(FetchError, match="not a signed TUF root"):
+        garbage()
+    assert not (tmp_path / "other" / "root.json").exists()  # nothing trusted from a bad answer
+    device = ReleaseSource(central.base, tmp_path / "device", garbage, arch="amd64")
+    releases.publish(repo, bundle(tmp_path, "0.2.0"), "0.2.0", keys.targets, "amd64")
+    with pytest.raises(FetchError):
+        device.target("0.2.0")

@@ -191,9 +191,9 @@ def ext4_list(disk: Path, partition: int, path: str) -> list[str]:
 
 
 def prepare_disk(image: Path, directory: Path, *, activation: str | None, ca_pem: Path, arch: str = "amd64",
-                 screen_env: str = "") -> Path:  # fmt: skip
+                 screen_env: str = "", updates_env: str = "") -> Path:  # fmt: skip
     """The test's copy of ``image``, ready to boot (see the module docstring for what it adds); ``screen_env``
-    is added to the screen's settings (/etc/aptic-terminal/screen.env)."""
+    and ``updates_env`` are added to the screen's and the update guard's settings (/etc/aptic-terminal/)."""
     disk = directory / "disk.img"
     subprocess.run(["cp", "--sparse=always", "--reflink=auto", str(image), str(disk)], check=True)
     with disk.open("r+b") as f:  # a larger card than the image: first boot grows the data partition
@@ -211,6 +211,8 @@ def prepare_disk(image: Path, directory: Path, *, activation: str | None, ca_pem
     (directory / "config.toml").write_text('[scanner]\ndevices = ["0627:0001"]  # QEMU\'s USB keyboard\n')
     screen = ext4_read(disk, 1, "/etc/aptic-terminal/screen.env") or ""
     (directory / "screen.env").write_text(screen + screen_env)
+    updates = ext4_read(disk, 1, "/etc/aptic-terminal/updates.env") or ""
+    (directory / "updates.env").write_text(updates + updates_env)
     (directory / "ca.conf").write_text("[Manager]\nDefaultEnvironment=REQUESTS_CA_BUNDLE=/etc/aptic-test/ca.pem\n")
     ext4_command(disk, 1, [
         "mkdir /etc/aptic-test", f"write {ca_pem} /etc/aptic-test/ca.pem",
@@ -220,6 +222,7 @@ def prepare_disk(image: Path, directory: Path, *, activation: str | None, ca_pem
         f"write {directory / 'kiosk.service'} /etc/systemd/system/aptic-test-kiosk.service",
         "rm /etc/aptic-terminal/config.toml", f"write {directory / 'config.toml'} /etc/aptic-terminal/config.toml",
         "rm /etc/aptic-terminal/screen.env", f"write {directory / 'screen.env'} /etc/aptic-terminal/screen.env",
+        "rm /etc/aptic-terminal/updates.env", f"write {directory / 'updates.env'} /etc/aptic-terminal/updates.env",
     ], directory, write=True)  # fmt: skip
     return disk
 

@@ -15,6 +15,10 @@ is built once per content of its recipe and the project (``~/.cache/aptic-termin
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 import ssl
 import subprocess
 import sys
@@ -30,7 +34,18 @@ from PIL import Image, ImageChops, ImageStat
 from terminal.scanner.keymaps import KEY_ENTER
 from terminal.scanner.typist import key_transitions
 
-from .machine import CENTRAL_IP, Machine, boot_read, built_image, ext4_list, ext4_read, prepare_disk
+from .machine import (
+    CENTRAL_IP,
+    REPO,
+    Machine,
+    boot_read,
+    built_image,
+    cache_dir,
+    ext4_list,
+    ext4_read,
+    image_version,
+    prepare_disk,
+)
 from .qemu import QemuUnavailable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "terminal"))
@@ -98,6 +113,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     organisation = central.add_organisation("Médiathèque de Cenon", "20000000000003")
     central.add_point(organisation, "Espace numérique")
     central.cli("set-pin", "--organisation", str(organisation), "--pin", PIN)
+    # The fleet's settings as an operator in a hurry sets them: the desired state read every 30 s, not 300.
+    central.cli("fleet", "config", "--fleet", "poll_interval=30", "sync_interval=30")
     kit, code = central.add_kit(organisation)
     yield Site(central, proxy, organisation, kit, code, central.issue(2), ca)
     proxy.close()
@@ -117,8 +134,10 @@ def device(image: Path, site: Site, tmp_path_factory: pytest.TempPathFactory) ->
     activation = f'kit_number = "{site.kit}"\nactivation_code = "{site.code}"\ncentral_url = "https://{CENTRAL_IP}"\n'
     # The screen's watchdog sooner than a board's defaults (75 s quiet, 120 s grace): the same mechanism, a
     # shorter test. The page calls every 30 s, so 45 s of quiet is still a dead page.
+    # An update's trial of 20 s rather than 10 min: the same guard, judged sooner.
     disk = prepare_disk(image, workdir, activation=activation, ca_pem=site.ca,
-                        screen_env="APTIC_SCREEN_STALE=45\nAPTIC_SCREEN_GRACE=60\n")  # fmt: skip
+                        screen_env="APTIC_SCREEN_STALE=45\nAPTIC_SCREEN_GRACE=60\n",
+                        updates_env="APTIC_GUARD_TRIAL_SECONDS=20\n")  # fmt: skip
     machine = Machine(disk, workdir / "boot-1", site.proxy.port).start()
     device = Device(disk, workdir, machine)
     yield device
@@ -335,3 +354,91 @@ def test_the_image_holds_no_identity_and_no_secret(image: Path) -> None:
     assert boot_read(image, "aptic-activation.toml") is None
     assert ext4_list(image, 1, "/opt/aptic-terminal/current/lib/python3.11/site-packages/sqlalchemy") == []
     assert "evdev" in " ".join(ext4_list(image, 1, "/opt/aptic-terminal/current/lib/python3.11/site-packages"))
+
+
+# -- signed updates: a good release committed, a broken one rolled back -------------------------------------
+
+
+def release_bundle(directory: Path, version: str, broken: bool = False) -> Path:
+    """This checkout as release ``version`` for amd64, made as an operator makes one (images/release, from a
+    copy whose pyproject says that version); ``broken``: a daemon that exits at once."""
+    src = directory / f"src-{version}"
+    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "__pycache__", "tests", "bench", "docs", "*.egg-info"))  # fmt: skip
+    (src / ".venv").symlink_to(REPO / ".venv")
+    pyproject = src / "pyproject.toml"
+    pyproject.write_text(re.sub(r'^version = ".*"$', f'version = "{version}"', pyproject.read_text(), count=1,
+                                flags=re.M))  # fmt: skip
+    if broken:
+        commands = src / "terminal" / "commands.py"
+        start = "def cmd_run(args: argparse.Namespace) -> int:\n"
+        assert start in commands.read_text()
+        commands.write_text(commands.read_text().replace(start, start + "    raise SystemExit('broken on purpose')\n"))
+    subprocess.run([str(src / "images" / "release"), "--arch", "amd64", "--out", str(directory)], check=True,
+                   cwd=src, env={**os.environ, "APTIC_IMAGE_CACHE": str(cache_dir())}, timeout=900)  # fmt: skip
+    return directory / f"aptic-terminal-{version}-amd64.tar"
+
+
+def guard_state(m: Machine) -> dict:
+    status, out = m.sh("cat /var/lib/aptic/updates/state.json 2>/dev/null || echo {}")
+    return json.loads(out.strip() or "{}") if status == 0 else {}
+
+
+def follow(m: Machine, probe, what: str, timeout: float, paper: list[float]) -> dict:
+    """Wait for ``probe`` (a guard state → truthy), noting at each look how much of the screen is the kiosk's
+    paper: the kiosk must stay on screen whatever the updates do behind it."""
+
+    def look() -> dict | None:
+        paper.append(share(m.screen(), PAPER))
+        state = guard_state(m)
+        return state if probe(state) else None
+
+    return m.wait_for(look, what, timeout, interval=3)
+
+
+@pytest.mark.timeout(2400)
+def test_a_signed_update_is_committed_and_a_broken_one_rolled_back_with_the_kiosk_on_screen(
+    device: Device, site: Site, tmp_path: Path
+) -> None:
+    m, central = device.machine, site.central
+    factory = image_version()
+    good, broken = f"{factory}.1", f"{factory}.2"
+    offline = tmp_path / "offline"  # the operator's keys, never on the central
+    offline.mkdir()
+    for name in ("root-1", "root-2", "targets"):
+        central.cli("fleet", "keygen", str(offline / f"{name}.pem"))
+    roots = [arg for n in (1, 2) for arg in ("--root-key", str(offline / f"root-{n}.pem"))]
+    central.cli("fleet", "init-releases", *roots, "--threshold", "2", "--targets-key", str(offline / "targets.pem"))
+    m.shell_ready()
+    m.wait_for(lambda: kiosk_state(m)["status"]["activation"] == "activated", "an activated terminal", 300)
+    (device_row,) = central.cli("fleet", "list", "--json")
+    paper: list[float] = []
+    wait_kiosk_on_screen(m)
+
+    def publish(version: str, bundle: Path) -> None:
+        central.cli("fleet", "publish", str(bundle), "--version", version, "--targets-key",
+                    str(offline / "targets.pem"))  # fmt: skip
+        central.cli("fleet", "rollout-start", version, "--devices", str(device_row["id"]))
+
+    # N → N+1: downloaded, verified, staged beside the running release, switched, on trial, committed.
+    publish(good, release_bundle(tmp_path, good))
+    follow(m, lambda s: s.get("committed") == good, f"{good} committed", 900, paper)
+    assert m.sh("readlink /var/lib/aptic/updates/current")[1].strip() == f"/var/lib/aptic/updates/releases/{good}"
+    m.wait_for(lambda: kiosk_state(m)["status"]["activation"] == "activated", "the kiosk of the new release", 120)
+    listed = m.wait_for(lambda: (d := central.cli("fleet", "list", "--json")[0])["software_version"] == good and d,
+                        f"the central hearing {good}", 180)  # fmt: skip
+    assert listed["reported"]["release"]["running"] == good
+
+    # N+1 → N+2, which exits at every start: rolled back to N+1 by the guard, N+2 marked bad, the operator told.
+    publish(broken, release_bundle(tmp_path, broken, broken=True))
+    state = follow(m, lambda s: s.get("rolled_back") == broken, f"{broken} rolled back", 900, paper)
+    assert state["phase"] == "idle" and broken in state["bad"]
+    assert m.sh("readlink /var/lib/aptic/updates/current")[1].strip() == f"/var/lib/aptic/updates/releases/{good}"
+    assert "broken on purpose" in m.journal("aptic-terminal", 400)
+    assert m.sh(f"test -s /var/lib/aptic/updates/logs/rollback-{broken}.log")[0] == 0  # its logs are kept
+    m.wait_for(lambda: kiosk_state(m)["status"]["activation"] == "activated", "the kiosk of N+1 again", 120)
+    alerts = m.wait_for(lambda: [a for a in central.cli("fleet", "list", "--alerts", "--json")[0]["alerts"]
+                                 if a["code"] == "rolled_back"], "the rollback alert on the central", 180)  # fmt: skip
+    assert broken in json.dumps(alerts)
+    follow(m, lambda s: True, "one more look at the screen", 30, paper)
+    assert min(paper) > 0.5, f"the kiosk left the screen during the updates: paper shares {paper}"
