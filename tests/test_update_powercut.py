@@ -265,7 +265,6 @@ COMMIT_RMTREE = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=COMMIT_RMTREE)
 def test_a_release_the_commit_removes_never_keeps_complete_without_its_files(device: Device) -> None:
     step, _ = scenario_commit(device)
     with recording(device) as recorder:

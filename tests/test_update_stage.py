@@ -77,3 +77,19 @@ def test_a_bundle_that_cannot_be_staged_leaves_nothing(tmp_path: Path, self_test
 def test_free_space_is_checked_before_a_download(tmp_path: Path) -> None:
     assert enough_space(tmp_path, 1024)
     assert not enough_space(tmp_path, 10**15)  # a petabyte bundle
+
+
+def test_a_broken_release_fails_its_self_test_even_beside_a_good_module_of_the_same_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The self-test and pip run isolated: a module beside the caller (a checkout, a bench) cannot stand in for
+    # the release's own code.
+    monkeypatch.setattr("updates.stage.SELF_TEST", "import fake_release; assert fake_release.OK")
+    wheel(tmp_path / "wheels", "0.3.0", "raise ImportError('broken release')\n")
+    bundle = build_bundle("0.3.0", tmp_path / "wheels", tmp_path / "bundle.tar")
+    here = tmp_path / "checkout"
+    (here / "fake_release").mkdir(parents=True)
+    (here / "fake_release" / "__init__.py").write_text("OK = True\n")  # the caller's own copy, not the release's
+    monkeypatch.chdir(here)
+    with pytest.raises(StageError, match="broken release"):
+        stage(bundle, tmp_path / "releases", "0.3.0")

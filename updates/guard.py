@@ -93,6 +93,15 @@ def point_symlink(link: Path, target: Path) -> None:
     fsync_directory(link.parent)
 
 
+def _remove_release(entry: Path) -> None:
+    """Remove a release so that a cut at any instant leaves it whole or without ``.complete``: never a
+    ``.complete`` beside files already gone (``rmtree`` removes in directory order)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        (entry / COMPLETE).unlink()
+        fsync_directory(entry)
+    shutil.rmtree(entry, ignore_errors=True)
+
+
 class GuardError(Exception):
     """A request the guard refuses (an incomplete or bad release); nothing was changed."""
 
@@ -246,7 +255,7 @@ class Guard:
         keep = {self.release_dir(state["to"]).resolve(), Path(state["from"]).resolve()}
         for entry in self.releases.iterdir():  # older releases go; the one before stays for a manual rollback
             if entry.resolve() not in keep:
-                shutil.rmtree(entry, ignore_errors=True)
+                _remove_release(entry)
 
     def _roll_back(self, state: dict[str, Any], why: str, restart: bool = True) -> None:
         bad = sorted({*state["bad"], state["to"]})

@@ -69,7 +69,7 @@ def stage(bundle: Path, releases: Path, version: str, python: str = sys.executab
         _run([str(target / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "--no-index",
               "--no-cache-dir", "--find-links", str(target / "bundle" / "wheels"), f"aptic-terminal=={version}"],
              timeout)  # fmt: skip
-        _run([str(target / "bin" / "python"), "-c", SELF_TEST], timeout)
+        _run([str(target / "bin" / "python"), "-I", "-c", SELF_TEST], timeout)
         shutil.rmtree(target / "bundle")
         _sync_tree(target)
         write_atomically(target / COMPLETE, json.dumps({"version": version}).encode())
@@ -94,7 +94,10 @@ def _unpack(bundle: Path, into: Path, version: str) -> None:
 
 
 def _run(command: list[str], timeout: float) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    # Nothing of the caller's Python settings or directory: what is staged must stand on its own (a PYTHONPATH
+    # to a checkout once let pip skip the project and the self-test pass on the checkout's code).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd="/")
     if done.returncode != 0:
         raise StageError(f"{Path(command[0]).name} failed: {(done.stderr or done.stdout).strip()[-500:]}")
 
