@@ -263,13 +263,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         section = remote.scanner_section(config, started_with)
         reader = _start_scanner(codes, terminal, config, args.virtual_douchette, section)
 
-    server: Any = None  # the kiosk's, once it listens
+    server: Any = None  # the kiosk's server and its state, once it listens
+    kiosk: Any = None
 
     def screen() -> dict[str, Any] | None:
         """How long the kiosk page has been quiet (the screen's watchdog restarts it past a limit)."""
-        if server is None:
+        if kiosk is None:
             return None
-        kiosk = server.application.extensions["aptic.kiosk"]
         return {"page_quiet_s": round(time.monotonic() - kiosk.page_seen, 1)}
 
     def make_worker(url: str) -> SyncWorker:
@@ -317,7 +317,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     control_server = ControlServer(config.data_dir / CONTROL_SOCKET, {"activate": activate_for}).start()
 
     if not args.no_kiosk:
-        server = _start_kiosk(config, terminal, feedback, reader, sync, version, activate)
+        server, kiosk = _start_kiosk(config, terminal, feedback, reader, sync, version, activate)
 
     dispatcher = threading.Thread(target=_dispatch, args=(codes, terminal), name="aptic-scans", daemon=True)
     dispatcher.start()
@@ -421,4 +421,4 @@ def _start_kiosk(config: configuration.Config, terminal: Terminal, feedback: Any
     server = create_server(create_app(kiosk), listen=f"{config.kiosk_host}:{config.kiosk_port}", threads=8,
                            ident="aptic-kiosk")  # fmt: skip
     threading.Thread(target=server.run, name="aptic-kiosk", daemon=True).start()
-    return server
+    return server, kiosk
