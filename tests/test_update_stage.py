@@ -50,7 +50,7 @@ def test_a_bundle_is_staged_as_a_complete_venv_the_guard_can_switch_to(tmp_path:
     assert stage(bundle, releases, "0.3.0") == staged  # already there: nothing done again
 
 
-@pytest.mark.parametrize("problem", ["self-test fails", "wrong version", "missing wheel", "escaping path"])
+@pytest.mark.parametrize("problem", ["self-test fails", "wrong version", "missing wheel", "escaping path", "a link"])
 def test_a_bundle_that_cannot_be_staged_leaves_nothing(tmp_path: Path, self_test: None, problem: str) -> None:
     wheels = tmp_path / "wheels"
     if problem == "self-test fails":
@@ -65,12 +65,17 @@ def test_a_bundle_that_cannot_be_staged_leaves_nothing(tmp_path: Path, self_test
             evil = tarfile.TarInfo("../../outside.txt")
             evil.size = 4
             tar.addfile(evil, io.BytesIO(b"evil"))
+    if problem == "a link":  # a symbolic link out of the release, to be written through later
+        with tarfile.open(bundle, "a") as tar:
+            link = tarfile.TarInfo("wheels/etc")
+            link.type, link.linkname = tarfile.SYMTYPE, "/etc"
+            tar.addfile(link)
     releases = tmp_path / "releases"
     with pytest.raises(StageError) as refused:
         stage(bundle, releases, "0.3.0")
     assert list(releases.iterdir()) == [] and not (tmp_path / "outside.txt").exists()
     expected = {"self-test fails": "broken release", "wrong version": "says it is 0.4.0",
-                "missing wheel": "pip failed", "escaping path": "outside"}[problem]  # fmt: skip
+                "missing wheel": "pip failed", "escaping path": "outside", "a link": "wheels/etc"}[problem]  # fmt: skip
     assert expected in str(refused.value)
 
 

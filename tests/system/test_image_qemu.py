@@ -22,6 +22,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -442,3 +443,44 @@ def test_a_signed_update_is_committed_and_a_broken_one_rolled_back_with_the_kios
     assert broken in json.dumps(alerts)
     follow(m, lambda s: True, "one more look at the screen", 30, paper)
     assert min(paper) > 0.5, f"the kiosk left the screen during the updates: paper shares {paper}"
+
+
+# -- the operator's commands that need the device's own privileges ------------------------------------------
+
+
+def test_the_operator_takes_the_screen_and_the_logs_and_restarts_the_screen_from_the_central(
+    device: Device, site: Site, tmp_path: Path
+) -> None:
+    # The three commands an operator sends to a sick terminal, each through a part only the device has: grim
+    # against cage as the screen's user (a path unit), the daemon's log in RAM, polkit letting the daemon's
+    # unprivileged user restart the screen. Sent together, they arrive in one desired state.
+    m, central = device.machine, site.central
+    m.shell_ready()
+    wait_kiosk_on_screen(m)
+    (row,) = central.cli("fleet", "list", "--json")
+    browser = main_pid(m, "aptic-kiosk-screen")
+    sent = {kind: central.cli("fleet", "send", str(row["id"]), kind, "--json")["id"]
+            for kind in ("screenshot", "upload_logs", "restart_kiosk")}  # fmt: skip
+
+    def finished(kind: str) -> dict:
+        return m.wait_for(lambda: (c := central.cli("fleet", "command", sent[kind], "--json"))["status"]
+                          in ("done", "failed") and c, f"the {kind} command finished", 240)  # fmt: skip
+
+    assert finished("screenshot")["status"] == "done", m.journal("aptic-screenshot", 40)
+    central.cli("fleet", "command", sent["screenshot"], "--artifact", str(tmp_path / "screen.png"))
+    with Image.open(tmp_path / "screen.png") as png:
+        taken = png.convert("RGB")
+    on_screen = m.screen()
+    assert taken.size == on_screen.size and difference(taken, on_screen) < 12  # what the médiathèque sees
+
+    assert finished("upload_logs")["status"] == "done"
+    central.cli("fleet", "command", sent["upload_logs"], "--artifact", str(tmp_path / "logs.tar.gz"))
+    with tarfile.open(tmp_path / "logs.tar.gz") as tar:
+        logs = {member.name: tar.extractfile(member).read().decode() for member in tar.getmembers() if member.isfile()}
+    daemon_log = "\n".join(text for name, text in logs.items() if "aptic-terminal.log" in name)
+    assert f"Running command {sent['upload_logs']} (upload_logs)" in daemon_log, list(logs)
+
+    restart = finished("restart_kiosk")
+    assert restart["status"] == "done", restart  # polkit let the daemon's user do exactly this
+    m.wait_for(lambda: main_pid(m, "aptic-kiosk-screen") not in (0, browser), "a new screen", 60)
+    wait_kiosk_on_screen(m)
