@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from aptic.passnumber import Authenticator, hmac_authenticator
-from central import api, tuf_files
+from central import api, console, tuf_files
 from central.config import Settings
 from central.db import make_engine
 from central.services.common import Clock, system_clock
@@ -37,4 +37,5 @@ def create_app(settings: Settings, *, now: Clock | None = None, engine: Engine |
     app.register_blueprint(api.bp)
     app.register_blueprint(tuf_files.bp)
     api.register_errors(app)
+    console.init_app(app, settings.secret)
     return app

@@ -138,6 +138,29 @@ def cmd_add_organisation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add_user(args: argparse.Namespace) -> int:
+    """A console account. With ``--password-stdin`` the password is read from standard input (never from the
+    command line, which other users can see); without it, a single-use link to choose one is printed."""
+    from central.services import accounts
+
+    _, engine = _engine(args)
+    if args.organisation is None and not args.operator:
+        raise ServiceError(400, "missing_scope", "Indiquez --organisation ID (avec --role) ou --operator.")
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+    now = system_clock()
+    user_id = accounts.create_user(engine, args.email, now, password=password, name=args.name or "",
+                                   organisation_id=args.organisation, role=args.role,
+                                   is_operator=args.operator)  # fmt: skip
+    data: dict[str, Any] = {"id": user_id}
+    text = f"user {user_id}"
+    if password is None:
+        token = accounts.new_link(engine, "reset", args.email, now)
+        data["password_link"] = f"/console/mot-de-passe/{token}"
+        text += f"; to choose a password (within an hour, once): <central URL>{data['password_link']}"
+    _print(args, data, text)
+    return 0
+
+
 def cmd_add_point(args: argparse.Namespace) -> int:
     _, engine = _engine(args)
     new_id = admin.add_point(
@@ -444,6 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--siret", required=True)
     p.add_argument("--catalogue", help="services offered, e.g. 1-40,2.2 (default: the whole référentiel)")
     p.add_argument("--pin", help="the médiateur PIN of its kiosks, 4 to 8 digits (also: set-pin)")
+    p = command("add-user", cmd_add_user, "create a web console account (or give an existing one a membership)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", help="first and last name, as shown in the console")
+    p.add_argument("--organisation", type=int, help="the organisation whose member the user becomes")
+    p.add_argument("--role", choices=("member", "admin"), default="member")
+    p.add_argument("--operator", action="store_true", help="the scheme's operator (sees every organisation)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p = command("add-point", cmd_add_point, "add a point de présence to an organisation")
     p.add_argument("--organisation", type=int, required=True)
     p.add_argument("--name", required=True)

@@ -99,6 +99,28 @@ organisations = Table(
     # The médiateur PIN of its kiosks, hashed (aptic.pin); its terminals get the hash, never the PIN.
     Column("mediateur_pin_hash", String(200)),
     Column("created_at", TS, nullable=False),
+    # Administrative details, kept up to date by its admins in the console.
+    Column("address", String(300)),
+    Column("postcode", String(5)),
+    Column("commune", String(100)),
+    Column("contact_email", String(254)),
+    Column("phone", String(20)),
+    # Where its counter-payments go. Shown masked; changed only after the admin typed their password again.
+    Column("iban", String(34)),
+    Column("bic", String(11)),
+    Column("bank_holder", String(200)),
+)
+
+# An organisation's own price for a service of its catalogue (the selection itself is
+# ``organisations.catalogue``), and whether it also accepts the regulated price ("tarif réglementé").
+catalogue_entries = Table(
+    "catalogue_entries",
+    metadata,
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), primary_key=True),
+    Column("service", Integer, primary_key=True),
+    Column("price_cents", Integer),
+    Column("regulated_price", Boolean, nullable=False, default=True, server_default="1"),
+    Column("updated_at", TS, nullable=False),
 )
 
 points = Table(
@@ -114,6 +136,12 @@ points = Table(
     Column("longitude", Float),
     Column("opening_hours", Text),  # OSM opening_hours syntax
     Column("created_at", TS, nullable=False),
+    Column("address", String(300)),
+    Column("postcode", String(5)),
+    Column("commune", String(100)),
+    # A bus or a travelling médiateur: where and when it stops ([{"place", "insee", "hours"}...]).
+    Column("itinerant", Boolean, nullable=False, default=False, server_default="0"),
+    Column("stops", JSON),
 )
 
 kits = Table(
@@ -214,7 +242,9 @@ scans = Table(
     "scans",
     metadata,
     Column("id", String(36), primary_key=True),  # the terminal's UUID: a permanent idempotency key
-    Column("device_id", Integer, ForeignKey("devices.id"), nullable=False),
+    # Who scanned: a terminal, or a member in the web console (then the UUID is the form's).
+    Column("device_id", Integer, ForeignKey("devices.id")),
+    Column("user_id", Integer, ForeignKey("users.id")),
     Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
     Column("point_id", Integer),
     Column("pass_number", String(64), nullable=False),
@@ -277,5 +307,74 @@ statements = Table(
     Column("month", String(7), nullable=False),
     Column("document", JSON, nullable=False),  # the frozen statement, exactly as served
     Column("closed_at", TS, nullable=False),
+    Column("paid_at", TS),  # set by the operator once the transfer left
     UniqueConstraint("organisation_id", "month", name="uq_statements_organisation_month"),
+)
+
+
+# The web console's accounts (central/console). A user belongs to organisations through memberships (role
+# member or admin); an operator sees everything. ``session_version`` is part of the session cookie's identity:
+# bumping it (password change, "log out everywhere") ends every session of the user.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),  # stored lower-case
+    Column("name", String(200), nullable=False, default=""),
+    Column("password_hash", String(200)),  # argon2id; NULL until an invitation is accepted
+    Column("is_operator", Boolean, nullable=False, default=False, server_default="0"),
+    Column("session_version", Integer, nullable=False, default=1, server_default="1"),
+    Column("created_at", TS, nullable=False),
+    Column("password_changed_at", TS),
+    Column("disabled_at", TS),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), primary_key=True, index=True),
+    Column("role", String(10), nullable=False),  # member | admin
+    Column("created_at", TS, nullable=False),
+)
+
+# Invitation and password-reset links: the link carries a random token, the database its sha256, an expiry and
+# the time it was used (single use). An invitation names the organisation and role it grants.
+account_tokens = Table(
+    "account_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("kind", String(12), nullable=False),  # invitation | reset
+    Column("email", String(254), nullable=False),
+    Column("organisation_id", Integer, ForeignKey("organisations.id")),
+    Column("role", String(10)),
+    Column("created_by", Integer, ForeignKey("users.id")),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS),
+)
+
+# Failed logins, by e-mail and by client address: the rate limit counts them over a window (in the database,
+# so it holds across the central's worker processes and restarts).
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(300), nullable=False),  # "email:<address>" or "ip:<address>"
+    Column("at", TS, nullable=False),
+    Index("ix_login_failures_key_at", "key", "at"),
+)
+
+# Who did what in the console: append-only, never updated.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id")),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), index=True),
+    Column("action", String(60), nullable=False),
+    Column("target", String(200), nullable=False, default=""),
+    Column("details", JSON, nullable=False),
+    Column("ip", String(45)),
 )

@@ -1,0 +1,17 @@
+"""Points de présence (to be built: issue 13)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template
+
+from central.console.access import member_required
+
+bp = Blueprint("console_points", __name__, url_prefix="/console")
+
+
+@bp.get("/points-de-presence")
+@member_required
+def index() -> Any:
+    return render_template("console/page.html", title="Points de présence")
