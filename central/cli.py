@@ -424,6 +424,15 @@ def cmd_demo_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_console(args: argparse.Namespace) -> int:
+    from central.services import demo
+
+    _, engine = _engine(args)
+    logins = demo.seed_console(engine, args.organisation, system_clock())
+    _print(args, logins, "\n".join(f"{role}: {v['email']} {v['password']}" for role, v in logins.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", help="database URL (sqlite:///path or postgresql://...)")
@@ -518,6 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("close-month", cmd_close_month, "freeze a month's statements")
     p.add_argument("--month", required=True, help="YYYY-MM")
     command("demo-seed", cmd_demo_seed, "fill the database with a demo organisation, kit and carnets")
+    p = command("demo-console", cmd_demo_console, "give the demo organisation a médiateur and an admin account")
+    p.add_argument("--organisation", type=int, required=True)
 
     from central import fleet_cli
 

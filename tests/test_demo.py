@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +27,16 @@ def free_port() -> int:
 def get(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.load(r)
+
+
+def console_login(central: str, email: str, password: str) -> bool:
+    """Log in to the console like a browser (cookie, CSRF token); True if the dashboard opens."""
+    http = requests.Session()
+    form = http.get(f"{central}/console/connexion", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    r = http.post(f"{central}/console/connexion", data={"email": email, "password": password, "csrf_token": token},
+                  timeout=30)  # fmt: skip
+    return r.status_code == 200 and r.url.endswith("/console/tableau-de-bord")
 
 
 def test_demo_comes_up_scans_and_stops(tmp_path: Path) -> None:
@@ -56,6 +69,10 @@ def test_demo_comes_up_scans_and_stops(tmp_path: Path) -> None:
         assert scans, "no verdict reached the kiosk"
         assert scans[0]["pass_number"] == seed["orders"]["gironde"]["passes"][0]
         assert scans[0]["valid"] and not scans[0]["provisional"]  # the central answered online
+        # The console, with the médiateur's login exactly as the tour prints it.
+        line = next(line for line in text.splitlines() if line.strip().startswith("médiateur:"))
+        _, email, _, password = line.split()
+        assert console_login(f"http://127.0.0.1:{central_port}", email, password)
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         demo.wait(timeout=30)

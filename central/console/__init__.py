@@ -8,8 +8,8 @@ places (issue 13), then funders and the operator.
   HTTP on the loopback (the demo, the tests);
 * Flask-Login keeps who is logged in; the user's id in the cookie carries their session version, so a
   password change ends every other session (``console.access``);
-* Flask-WTF's CSRF protection covers every form of the console (the API and the TUF files are exempt: they
-  authenticate with a bearer token or are public and read-only);
+* Flask-WTF's CSRF protection covers every form of the console, and only the console (the API authenticates
+  terminals with a bearer token; the TUF files are public and read-only);
 * every console response carries a strict Content-Security-Policy (no inline script or style, nothing from
   another origin except map tiles when a tile server is configured) and the usual hardening headers.
 
@@ -63,18 +63,24 @@ def init_app(app: Flask, secret: bytes) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=10),  # a working day, then log in again
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session: a scan page stays open all day
         WTF_CSRF_SSL_STRICT=False,  # Referer checks break behind some proxies; the token is what protects
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked for the console's paths only (_check_csrf), never the API's
         CONSOLE_TILES=os.environ.get(TILES_ENV, ""),
     )
     app.session_interface = _Sessions()
     csrf.init_app(app)
-    for name in ("api", "tuf"):
-        if name in app.blueprints:
-            csrf.exempt(app.blueprints[name])
+    app.before_request(_check_csrf)
     access.login_manager.init_app(app)
     for area in (views, auth, dashboard, scan, payments, catalogue, points, organisation):
         app.register_blueprint(area.bp)
     views.register_errors(app)
     app.after_request(_headers)
+
+
+def _check_csrf() -> None:
+    """Every state-changing request to the console carries the session's CSRF token. The API is outside this
+    on purpose: terminals authenticate with a bearer token, which a browser never sends by itself."""
+    if request.path.startswith("/console") and request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
 
 
 def _headers(response: Response) -> Response:

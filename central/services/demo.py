@@ -8,12 +8,13 @@ yet. The numbers printed let a demo show ``ok``, ``territory``-free passes, ``se
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
-from central.services import admin
+from central.services import accounts, admin
 from central.services.common import local_date
 
 DEMO_PIN = "1234"
@@ -52,3 +53,15 @@ def seed(engine: Engine, secret: bytes, now: datetime) -> dict[str, Any]:
             "not_activated": {"order": unpaid["order"], "passes": unpaid["passes"]},
         },
     }
+
+
+def seed_console(engine: Engine, organisation_id: int, now: datetime) -> dict[str, Any]:
+    """Two console accounts of the demo organisation, a médiateur (member) and its admin, with random
+    passwords (printed by ``make demo``, kept in its private data directory: never a fixed demo password)."""
+    logins = {}
+    for role, email in (("member", "mediateur@demo.aptic.invalid"), ("admin", "admin@demo.aptic.invalid")):
+        password = f"demo-{secrets.token_urlsafe(15)}"  # a 25-character passphrase: the CNIL rule accepts it
+        accounts.create_user(engine, email, now, password=password, organisation_id=organisation_id, role=role,
+                             name="Camille Médiatrice" if role == "member" else "Dominique Admin")  # fmt: skip
+        logins[role] = {"email": email, "password": password}
+    return logins
