@@ -47,6 +47,7 @@ ACTIONS = {
 DETAIL_LABELS = {
     "address": "adresse", "postcode": "code postal", "commune": "commune", "contact_email": "e-mail de contact",
     "phone": "téléphone", "iban": "IBAN", "bic": "BIC", "holder": "titulaire", "role": "rôle",
+    "operator": "opérateur",
 }  # fmt: skip
 
 
@@ -60,12 +61,20 @@ def paris_date(moment: datetime) -> str:
 
 
 def describe(details: dict[str, Any]) -> str:
-    """An audit entry's details in a few French words: ``rôle : Administrateur ; BIC : AGRIFRPP``."""
+    """An audit entry's details in a few French words: ``rôle : Administrateur ; BIC : AGRIFRPP``. A false
+    flag says nothing and is left out."""
     parts = []
     for key, value in details.items():
-        shown = ROLE_LABELS.get(value, value) if key == "role" else value
-        parts.append(f"{DETAIL_LABELS.get(key, key)} : {shown if shown not in ('', None) else '(vide)'}")
-    return " ; ".join(parts)
+        if value is False:
+            continue
+        if value is True:
+            shown = "oui"
+        elif key == "role":
+            shown = ROLE_LABELS.get(value, value)
+        else:
+            shown = value if value not in ("", None) else "(vide)"
+        parts.append(f"{DETAIL_LABELS.get(key, key)}\u00a0: {shown}")
+    return "\u00a0; ".join(parts)
 
 
 @bp.context_processor
