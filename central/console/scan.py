@@ -119,18 +119,18 @@ def _record() -> Any:
     try:
         batch = uuid.UUID(request.form.get("batch", ""))
     except ValueError:
-        return _scan_page(form, uuid.uuid4(), texts, 400, "Le formulaire est incomplet : rechargez la page.")
+        return _scan_page(form, uuid.uuid4(), texts, 400, "Le formulaire est incomplet : rechargez la page.")
     numbers: list[PassNumber] = []
     for text in texts:
         try:
             numbers.append(parse(text))
         except PassNumberError as bad:
-            form.errors.setdefault("pass", f"« {text.strip()} » : pass non conforme. {bad.message_fr}")
+            form.errors.setdefault("pass", f"« {text.strip()} » : pass non conforme. {bad.message_fr}")
     if not texts:
         form.errors.setdefault("pass", "Saisissez ou scannez au moins un pass.")
     if len(texts) > console_scans.MAX_PASSES:
         form.errors["pass"] = (
-            f"Trop de pass à la fois ({len(texts)}) : {console_scans.MAX_PASSES} au plus par enregistrement."
+            f"Trop de pass à la fois ({len(texts)}) : {console_scans.MAX_PASSES} au plus par enregistrement."
         )
     if form.errors:
         return _scan_page(form, batch, texts, 400)

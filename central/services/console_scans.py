@@ -187,7 +187,7 @@ class Submission:
 
 def service_title(number: int) -> str:
     known = referentiel.SERVICES.get(number)
-    return f"n° {number} « {known.title} »" if known else f"n° {number}"
+    return f"n° {number} « {known.title} »" if known else f"n° {number}"
 
 
 def choices(conn: Connection, organisation_id: int) -> Choices:
@@ -299,7 +299,7 @@ def submit(
         message = "Saisissez ou scannez au moins un pass."
         raise ServiceError(400, "no_pass", message, {"pass": message})
     if len(unique) > MAX_PASSES:
-        message = f"Trop de pass à la fois ({len(unique)}) : {MAX_PASSES} au plus par enregistrement."
+        message = f"Trop de pass à la fois ({len(unique)}) : {MAX_PASSES} au plus par enregistrement."
         raise ServiceError(400, "too_many_passes", message, {"pass": message})
     with engine.connect() as conn:
         place = _place(conn, organisation_id, point_id)

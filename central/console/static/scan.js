@@ -92,7 +92,7 @@
         .then(function (answer) {
           var data = answer.data;
           if (!answer.ok) {
-            setCheck(item, "pending", "Vérification impossible : " + (data.message || "erreur."));
+            setCheck(item, "pending", "Vérification impossible : " + (data.message || "erreur."));
             return data;
           }
           if (data.digits) {
@@ -103,7 +103,7 @@
           return data;
         })
         .catch(function () {
-          setCheck(item, "pending", "Vérification impossible (réseau) : le pass sera vérifié à l’enregistrement.");
+          setCheck(item, "pending", "Vérification impossible (réseau) : le pass sera vérifié à l’enregistrement.");
           return {};
         });
     }
@@ -128,7 +128,7 @@
         return;
       }
       if (items().length >= max) {
-        fieldMessage("La liste est pleine (" + max + " pass) : enregistrez-la avant de scanner d’autres pass.");
+        fieldMessage("La liste est pleine (" + max + " pass) : enregistrez-la avant de scanner d’autres pass.");
         return;
       }
       fieldMessage("");
@@ -154,9 +154,9 @@
         if (data.malformed) {  // not a pass number: it does not go into the list
           item.remove();
           refresh();
-          fieldMessage("« " + text + " » : " + data.message);
+          fieldMessage("« " + text + " » : " + data.message);
         } else if (data.message) {
-          say("Pass " + item.querySelector(".scan-number").textContent + " : " + data.message);
+          say("Pass " + item.querySelector(".scan-number").textContent + " : " + data.message);
         }
       });
     }
