@@ -21,12 +21,16 @@ flagged. A scan made before its carnet was blocked is accepted and flagged; afte
 
 Payment month: the month (Paris time) of the scan, or of its receipt when its time is implausible; if that
 month is closed, the next open one (``services.statements``).
+
+Who scanned: a terminal (``device_id``) or a member in the web console (``user_id``, device NULL): both go
+through this same code, so the rules, the payment months and the race guard cannot drift apart. The console
+passes ``then`` to write its audit entry in the batch's own transaction.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -77,14 +81,35 @@ def _retryable(error: Exception) -> bool:
     return code in {"40P01", "40001"}
 
 
+AfterStore = Callable[[Connection, list[dict[str, Any]], int], None]
+"""Called inside the batch's transaction once its scans are stored, with the results and how many scans were
+new (0: a pure replay). Raising rolls the whole batch back."""
+
+
 def ingest(
-    engine: Engine, auth: Authenticator, device_id: int, organisation_id: int, scans: Sequence[ScanIn], now: datetime
+    engine: Engine,
+    auth: Authenticator,
+    device_id: int | None,
+    organisation_id: int,
+    scans: Sequence[ScanIn],
+    now: datetime,
+    *,
+    user_id: int | None = None,
+    then: AfterStore | None = None,
 ) -> list[dict[str, Any]]:
-    """Judge and store a batch of scans; one result per scan, in order."""
+    """Judge and store a batch of scans; one result per scan, in order.
+
+    ``device_id`` is the terminal that sent them, or None with the ``user_id`` of the console's member.
+    """
+    if (device_id is None) == (user_id is None):
+        raise ValueError("a batch comes from a device or from a user, exactly one of them")
     for attempt in range(RETRIES):
         try:
             with write_transaction(engine) as conn:
-                return _ingest(conn, auth, device_id, organisation_id, scans, now)
+                results, stored = _ingest(conn, auth, device_id, user_id, organisation_id, scans, now)
+                if then is not None:
+                    then(conn, results, stored)
+                return results
         except _LostRace:
             log.info("ingest batch lost a race, judging again (attempt %d)", attempt + 1)
         except Exception as error:
@@ -108,11 +133,13 @@ def _result(row: Any) -> dict[str, Any]:
 def _ingest(
     conn: Connection,
     auth: Authenticator,
-    device_id: int,
+    device_id: int | None,
+    user_id: int | None,
     organisation_id: int,
     scans: Sequence[ScanIn],
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], int]:
+    """The results, and how many scans were new."""
     if conn.dialect.name == "postgresql":
         # Shared with other ingests, exclusive with close-month: a month cannot close under our feet.
         conn.exec_driver_sql("LOCK TABLE closed_months IN SHARE MODE")
@@ -161,8 +188,8 @@ def _ingest(
             if first_pass[s.id] != s.pass_number:
                 # Not a replay but another scan under a used id: a terminal bug or a copied data directory.
                 # The contract keeps the first result; the operator has to hear of it (no pass number logged).
-                log.warning("scan id %s came again from device %d with another pass number: first result kept",
-                            s.id, device_id)  # fmt: skip
+                log.warning("scan id %s came again from %s with another pass number: first result kept",
+                            s.id, f"device {device_id}" if device_id is not None else f"user {user_id}")  # fmt: skip
             results.append(known.get(s.id) or decided[s.id])
             continue
         first_pass[s.id] = s.pass_number
@@ -227,6 +254,7 @@ def _ingest(
         row = {
             "id": s.id,
             "device_id": device_id,
+            "user_id": user_id,
             "organisation_id": organisation_id,
             "point_id": s.point,
             "pass_number": s.pass_number[:64],
@@ -263,4 +291,4 @@ def _ingest(
         raise _LostRace
     if insert_ignore_many(conn, t.pass_uses, new_uses) != len(new_uses):
         raise _LostRace
-    return results
+    return results, len(new_scans)
