@@ -35,7 +35,7 @@ def euros(cents: int) -> str:
 def _navigation() -> dict[str, Any]:
     """What the page header shows: the menu, and the organisation the user acts for (with a switch when
     they belong to several)."""
-    context: dict[str, Any] = {"nav_items": nav_items}
+    context: dict[str, Any] = {"nav_items": nav_items, "current_nav": current_nav}
     if request.path.startswith("/console") and current_user.is_authenticated and current_user.memberships:
         ids = sorted(current_user.memberships)
         with engine().connect() as conn:
@@ -68,6 +68,15 @@ ERRORS = {
     413: "Le fichier envoyé est trop volumineux.",
     429: "Trop de demandes : patientez un peu avant de recommencer.",
 }
+
+
+def current_nav() -> str | None:
+    """The menu entry of this page: its own endpoint, else the entry of its area (the members page is under
+    « Organisation »)."""
+    endpoints = [endpoint for _, endpoint in nav_items()]
+    if request.endpoint in endpoints:
+        return request.endpoint
+    return next((e for e in endpoints if e.split(".")[0] == request.blueprint), None)
 
 
 def register_errors(app: Flask) -> None:

@@ -1,8 +1,6 @@
 """Fixtures for the central's tests.
 
-* ``pg_server`` (session): a throw-away PostgreSQL cluster from Debian's ``postgresql`` on a free port. As
-  root, ``initdb``/``pg_ctl`` run as the ``postgres`` user. If it cannot start, the PostgreSQL tests fail
-  with the server's log; they are never skipped silently.
+* ``pg_server`` (session, in ``tests/conftest.py``): the suite's PostgreSQL cluster.
 * ``db_url``: parametrized over ``sqlite`` and ``postgres`` (marked ``postgres``); a fresh database each.
 * ``clock``: the injectable time of the app and of the admin services.
 * ``central``: the app served by waitress on a loopback port, with a migrated database and helpers to make
@@ -21,20 +19,6 @@ from central_fixtures import SECRET, Central, Clock, LiveServer
 from central.app import create_app
 from central.config import Settings
 from central.db import make_engine, migrate
-from central.pgtemp import PostgresUnavailable, TempCluster
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[TempCluster]:
-    """The session's PostgreSQL cluster; a clear failure (never a skip) if it cannot start."""
-    try:
-        cluster = TempCluster.start()
-    except PostgresUnavailable as error:
-        pytest.fail(str(error))
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
