@@ -22,6 +22,8 @@ extra spaces, a trailing ``;``.
 '10:00-18:00'
 >>> normalise("24/7")
 '24/7'
+>>> describe("Mo-Fr 09:00-12:00,14:00-17:30; Sa 10:00-12:00; PH off").replace("\\xa0", " ")
+'Du lundi au vendredi : de 9 h à 12 h et de 14 h à 17 h 30 ; samedi : de 10 h à 12 h ; jours fériés : fermé'
 >>> normalise("Lu-Ve 09:00-12:00")
 Traceback (most recent call last):
 ...
@@ -122,6 +124,48 @@ def normalise(text: str) -> str:
     if "24/7" in rules and len(rules) > 1:
         raise ValueError("« 24/7 » s’écrit seul.")
     return "; ".join(_rule(r) for r in rules)
+
+
+_NAMES = dict(zip(DAYS, ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"), strict=True))
+_NBSP = "\xa0"
+
+
+def _say_time(hhmm: str) -> str:
+    hours, minutes = int(hhmm[:2]), hhmm[3:]
+    return f"{hours}{_NBSP}h" + ("" if minutes == "00" else f"{_NBSP}{minutes}")
+
+
+def _say_days(selector: str) -> str:
+    said = []
+    for item in selector.split(","):
+        if item == HOLIDAYS:
+            said.append("jours fériés")
+        elif "-" in item:
+            first, last = item.split("-")
+            said.append(f"du {_NAMES[first]} au {_NAMES[last]}")
+        else:
+            said.append(_NAMES[item])
+    return ", ".join(said)
+
+
+def describe(text: str) -> str:
+    """Opening hours in plain French, for people who do not read OSM's syntax (``text`` is normalised
+    first; ValueError as :func:`normalise`)."""
+    said = []
+    for rule in normalise(text).split("; "):
+        if rule == "24/7":
+            said.append("tous les jours, jour et nuit")
+            continue
+        selector, _, state = rule.rpartition(" ")
+        days = _say_days(selector) if selector else "tous les jours"
+        if state == "off":
+            hours = "fermé"
+        else:
+            ranges = [r.split("-") for r in state.split(",")]
+            hours = " et ".join(f"de {_say_time(a)} à {_say_time(b)}" for a, b in ranges)
+        said.append(f"{days}{_NBSP}: {hours}")
+    sentence = f"{_NBSP}; ".join(said)
+    return sentence[0].upper() + sentence[1:]
 
 
 def is_valid(text: str) -> bool:

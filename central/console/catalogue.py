@@ -26,6 +26,7 @@ def _page(choices: dict[int, catalogue.Choice], errors: dict[str, str] | None = 
     return render_template(
         "console/catalogue.html",
         levels=referentiel.LEVELS,
+        services=referentiel.SERVICES,
         sections=catalogue.sections(choices),
         selected=sum(1 for c in choices.values() if c.selected),
         total=len(choices),

@@ -84,6 +84,16 @@ def _form_page(data: dict[str, Any], point_id: int | None, errors: Mapping[str, 
     )
 
 
+@bp.app_template_filter("horaires")
+def horaires(text: str | None) -> str:
+    """Opening hours in plain French (``aptic.opening_hours.describe``); hours stored before the checks
+    existed, which it cannot read, are shown as they are."""
+    try:
+        return opening_hours.describe(text or "")
+    except ValueError:
+        return text or ""
+
+
 def _load(point_id: int) -> points.Point:
     with engine().connect() as conn:
         try:

@@ -161,7 +161,7 @@ def check(
         errors["typologies"] = f"Code de typologie non valable : {', '.join(malformed)}."
     checked_stops = _check_stops(stops, errors)
     if checked_stops and not itinerant:
-        errors["itinerant"] = "Cochez « lieu itinérant » pour enregistrer des arrêts, ou videz les arrêts."
+        errors["itinerant"] = "Cochez « Ce lieu se déplace » pour enregistrer des arrêts, ou videz les arrêts."
     if errors:
         raise ServiceError(400, "invalid_point", "Le point de présence n’a pas été enregistré : corrigez les champs "
                            "signalés.", errors)  # fmt: skip

@@ -91,6 +91,12 @@ def test_an_admin_removes_services_and_sets_prices_and_the_snapshot_follows(site
     assert audit.details == {"added": [], "removed": [1, 2, 3, 95], "prices": [10, 11]}
     assert audit.organisation_id == org.id
 
+    member = re.sub(r"[ \n]+", " ", site.client(org.member).get(URL).get_data(as_text=True))
+    assert "propose <strong>125</strong>" in member
+    assert "12,50\xa0€, tarif réglementé accepté" in member
+    assert "0,00\xa0€, tarif réglementé refusé" in member
+    assert member.count("non proposé") == 4
+
     after = http.get("/api/v1/snapshot", headers=auth, query_string={"since": before["cursor"]}).get_json()
     assert after["full"] is True  # the organisation changed: the terminal gets everything again
     assert after["organisation"]["catalogue"] == [n for n in range(4, 130) if n != 95]
@@ -121,6 +127,7 @@ def test_a_bad_price_is_refused_with_its_field(site, org, price):
     assert 'aria-invalid="true" aria-describedby="price-12-error"' in html
     assert re.search(r'<p class="error" id="price-12-error">(Le tarif va de 0 à 1 000 €\.|Écrivez un montant)', html)
     assert f'name="price-12" value="{price}"' in html  # as typed
+    assert '<a href="#price-12">12. Internet : fonctionnement des emails&nbsp;: ' in html
     assert 'id="service-7" name="service-7" value="1">' in html  # the other changes are kept on the page
     assert org_row(site, org.id).catalogue is None  # nothing written
 

@@ -141,7 +141,7 @@ def test_coordinates_come_in_pairs_and_stops_need_the_itinerant_box(site, org):
         as_text=True
     )
     r = client.post(NEW, {**GOOD, "stop-1-place": "Marché", "stop-1-insee": "33318", "stop-1-hours": "We 09:00-12:00"})
-    assert r.status_code == 400 and 'id="f-itinerant-error">Cochez « lieu itinérant »' in r.get_data(as_text=True)
+    assert r.status_code == 400 and 'id="f-itinerant-error">Cochez « Ce lieu se déplace »' in r.get_data(as_text=True)
     r = client.post(NEW, {**GOOD, "itinerant": "1", "stop-1-place": "Marché", "stop-1-insee": "333",
                           "stop-1-hours": "mercredi"})  # fmt: skip
     html = r.get_data(as_text=True)
