@@ -161,19 +161,32 @@ def cmd_add_user(args: argparse.Namespace) -> int:
     return 0
 
 
+_POINT_OPTIONS = {"hours": "opening-hours", "typologies": "typologie"}
+
+
 def cmd_add_point(args: argparse.Namespace) -> int:
     _, engine = _engine(args)
-    new_id = admin.add_point(
-        engine,
-        args.organisation,
-        args.name,
-        args.insee,
-        _csv(args.typologie),
-        system_clock(),
-        latitude=args.latitude,
-        longitude=args.longitude,
-        opening_hours=args.opening_hours,
-    )
+    try:
+        new_id = admin.add_point(
+            engine,
+            args.organisation,
+            args.name,
+            args.insee,
+            _csv(args.typologie),
+            system_clock(),
+            latitude=args.latitude,
+            longitude=args.longitude,
+            opening_hours=args.opening_hours,
+            address=args.address,
+            postcode=args.postcode,
+            commune=args.commune,
+        )
+    except ServiceError as error:
+        if not error.fields:
+            raise
+        # The checks are the console's, keyed by its field names: say which option is at fault.
+        detail = " ".join(f"--{_POINT_OPTIONS.get(k, k)} : {m}" for k, m in error.fields.items())
+        raise ServiceError(error.status, error.code, f"{error.message} {detail}", error.fields) from None
     _print(args, {"id": new_id}, f"point de présence {new_id}")
     return 0
 
@@ -490,7 +503,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--typologie", default="", help="typologie code(s), comma-separated (EPN, BIB, ...)")
     p.add_argument("--latitude", type=float)
     p.add_argument("--longitude", type=float)
-    p.add_argument("--opening-hours", help="OSM opening_hours, e.g. 'Mo-Fr 09:00-12:00'")
+    p.add_argument("--opening-hours", help="OSM opening_hours, e.g. 'Mo-Fr 09:00-12:00; Sa 10:00-12:00'")
+    p.add_argument("--address", help="street address, e.g. '12 rue des Écoles'")
+    p.add_argument("--postcode", help="5-digit postcode")
+    p.add_argument("--commune", help="name of the commune, e.g. Bègles")
     p = command("add-kit", cmd_add_kit, "make a kit number and its single-use activation code")
     p.add_argument("--organisation", type=int, required=True)
     kit_file_options(p)

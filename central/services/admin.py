@@ -16,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 
 from aptic import passnumber, referentiel
 from aptic.pin import hash_pin, valid_pin
-from aptic.places import departement_of, is_commune, is_departement
+from aptic.places import is_commune, is_departement
 from central import schema as t
 from central.db import write_transaction
+from central.services import points
 from central.services.common import ServiceError, load_organisation, record_change
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read off a label and typed by hand
@@ -90,30 +91,25 @@ def add_point(
     latitude: float | None = None,
     longitude: float | None = None,
     opening_hours: str | None = None,
+    address: str | None = None,
+    postcode: str | None = None,
+    commune: str | None = None,
 ) -> int:
-    insee = insee.strip().upper()
-    if not is_commune(insee):
-        raise ServiceError(400, "invalid_insee", f"Code INSEE de commune non valable : {insee}.", {"insee": "commune"})
-    kinds = sorted({k.strip().upper() for k in typologies if k.strip()})
+    """A new point de présence, checked as the console checks it (``services.points.check``)."""
+    values = points.check(
+        name=name,
+        insee=insee,
+        address=address,
+        postcode=postcode,
+        commune=commune,
+        latitude=None if latitude is None else f"{latitude:.10f}",
+        longitude=None if longitude is None else f"{longitude:.10f}",
+        hours=opening_hours,
+        typologies=typologies,
+    )
     with write_transaction(engine) as conn:
         load_organisation(conn, organisation_id)
-        new_id = conn.execute(
-            insert(t.points)
-            .values(
-                organisation_id=organisation_id,
-                name=name,
-                insee=insee,
-                departement=departement_of(insee),
-                typologies=",".join(kinds),
-                latitude=latitude,
-                longitude=longitude,
-                opening_hours=opening_hours,
-                created_at=now,
-            )
-            .returning(t.points.c.id)
-        ).scalar_one()
-        record_change(conn, "point", new_id, now)
-        return int(new_id)
+        return points.insert_point(conn, organisation_id, values, now)
 
 
 def add_kit(engine: Engine, organisation_id: int, now: datetime, ttl: timedelta = CODE_TTL) -> dict[str, str]:
