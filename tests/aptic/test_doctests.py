@@ -6,10 +6,12 @@ import doctest
 
 import pytest
 
-from aptic import money, passnumber, pin, places, referentiel
+from aptic import money, opening_hours, passnumber, pin, places, referentiel
+
+MODULES = [money, opening_hours, passnumber, pin, places, referentiel]
 
 
-@pytest.mark.parametrize("module", [money, passnumber, pin, places, referentiel], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples(module: object) -> None:
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
