@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from aptic.money import Totals, fee_cents
 from central import schema as t
@@ -63,6 +63,18 @@ def _totals(groups: list[tuple[int, int]]) -> Totals:
     return result
 
 
+def open_months_query(organisation_id: int, closed: set[str]) -> Select[Any]:
+    """Accepted passes per (open month, face value) of an organisation: a range of the ``(organisation_id,
+    payment_month)`` index (``payment_month`` is NULL on rejected scans); only the open months' rows are read."""
+    s = t.scans.c
+    query = (
+        select(s.payment_month, s.value_cents, func.count())
+        .where(s.organisation_id == organisation_id, s.payment_month.is_not(None))
+        .group_by(s.payment_month, s.value_cents)
+    )
+    return query.where(s.payment_month.not_in(sorted(closed))) if closed else query
+
+
 def months(conn: Connection, organisation_id: int, now: datetime) -> list[MonthSummary]:
     """The organisation's months, newest first: open ones (provisional) and closed ones (frozen)."""
     closed = closed_month_set(conn)
@@ -74,17 +86,8 @@ def months(conn: Connection, organisation_id: int, now: datetime) -> list[MonthS
             ).where(t.statements.c.organisation_id == organisation_id)
         )
     }
-    # Open months with accepted scans: an aggregate that reads the (organisation_id, payment_month) index range
-    # (payment_month is NULL on rejected scans), and the face value of the rows of open months only.
     open_groups: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    query = (
-        select(t.scans.c.payment_month, t.scans.c.value_cents, func.count())
-        .where(t.scans.c.organisation_id == organisation_id, t.scans.c.payment_month.is_not(None))
-        .group_by(t.scans.c.payment_month, t.scans.c.value_cents)
-    )
-    if closed:
-        query = query.where(t.scans.c.payment_month.not_in(sorted(closed)))
-    for month, value, count in conn.execute(query):
+    for month, value, count in conn.execute(open_months_query(organisation_id, closed)):
         open_groups[month].append((value, count))
     current = month_of(now)
     if current not in closed:
