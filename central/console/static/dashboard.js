@@ -10,6 +10,12 @@
   var COLOURS = ["#00539f", "#b34700", "#12612c", "#6b3fa0", "#a3130f", "#00707a"];
   var number = new Intl.NumberFormat("fr-FR");
 
+  // Long service titles would squeeze the bars: the axis shows their start, the tooltip and the table all.
+  function shortLabel(value) {
+    var label = String(this.getLabelForValue(value));
+    return label.length > 38 ? label.slice(0, 37) + "…" : label;
+  }
+
   function drawCharts() {
     if (typeof Chart === "undefined") { return; }
     Chart.defaults.font.family = "system-ui, 'DejaVu Sans', sans-serif";
@@ -40,7 +46,7 @@
           },
           scales: {
             x: { stacked: !!spec.stacked, beginAtZero: true, ticks: { precision: 0 } },
-            y: { stacked: !!spec.stacked, beginAtZero: true, ticks: { precision: 0 } }
+            y: { stacked: !!spec.stacked, beginAtZero: true, ticks: { precision: 0, callback: spec.horizontal ? shortLabel : undefined } }
           }
         }
       });
