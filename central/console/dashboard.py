@@ -7,8 +7,9 @@ without scripts, to a screen reader, and with the map's tiles blocked. Tiles com
 ``app.config["CONSOLE_TILES"]`` (env ``APTIC_CONSOLE_TILES``); empty, the markers stand on a plain background.
 
 The national figures cost an index-only range over every organisation's scans of the last twelve months
-(about 60 ms per million scans on SQLite): they are computed at most every ``CONSOLE_NATIONAL_TTL`` seconds
-(default 300) per process and shared by every page view in between. They are a trend, not a statement.
+(about 70 ms per million scans on SQLite, ``bench.console``): they are computed at most every
+``CONSOLE_NATIONAL_TTL`` seconds (default 300) per process and shared by every page view in between. They are
+a trend, not a statement.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ only, so ``service_month IS NOT NULL`` is "accepted"). Everything is aggregated 
 * ``ix_scans_org_service_month (organisation_id, service_month, service, commanditaire_id)``: the
   organisation's figures, one index range, no table row read;
 * ``ix_scans_service_month_funder (service_month, commanditaire_id)``: the national figures, an index-only
-  range over twelve months of every organisation's scans. That one grows with the whole scheme (about 60 ms
-  for 1 M scans on SQLite): the console caches it for a few minutes (``console.dashboard``).
+  range over twelve months of every organisation's scans. That one grows with the whole scheme (about 70 ms
+  for 1 M scans on SQLite, ``bench.console``): the console caches it for a few minutes (``console.dashboard``).
 
 ``tests/console/test_console_dashboard.py`` checks with ``EXPLAIN`` that none of these queries scans the
 ``scans`` table.
