@@ -182,6 +182,20 @@ def test_every_write_is_fsynced_before_its_rename_and_the_directory_after(
             assert events[i - 1][0] == "fsync" and events[i - 1][1].endswith(".tmp"), f"{target} not synced first"
 
 
+def test_the_state_is_readable_by_the_agent_under_the_daemons_umask(tmp_path: Path, factory: Path) -> None:
+    # The guard runs as ExecStartPre=+ of aptic-terminal.service, whose UMask=0077; the agent, as the aptic
+    # user, reads state.json for the bad list. A 0600 file made it stage a rolled-back release again (QEMU).
+    guard = guard_at(tmp_path, factory)
+    stage(guard.base, "0.2.0")
+    previous = os.umask(0o077)
+    try:
+        guard.on_start()
+        guard.switch("0.2.0")
+    finally:
+        os.umask(previous)
+    assert guard.state_file.stat().st_mode & 0o777 == 0o644
+
+
 def test_the_agents_request_is_taken_once(tmp_path: Path, factory: Path) -> None:
     assert run_guard(tmp_path, factory, "start").returncode == 0
     updates = tmp_path / "updates"

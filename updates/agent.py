@@ -51,17 +51,22 @@ class UpdateStep:
         self.activity: str | None = None  # what it is doing now, for the operator ("staging 0.3.0")
 
     def guard_state(self) -> dict[str, Any]:
+        """The guard's state. Missing: idle (nothing switched yet). Unreadable: ``unknown``, and nothing is
+        staged — an agent blind to the guard's ``bad`` list would stage a rolled-back release again."""
         try:
             return json.loads((self.directory / "state.json").read_bytes())
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return {"phase": "idle", "bad": []}
+        except (OSError, ValueError) as error:
+            logger.error("Cannot read the update guard's state: %s", error)
+            return {"phase": "unknown", "bad": [], "error": f"guard state unreadable: {error}"}
 
     def consider(self, desired: str | None) -> None:
         self.desired = desired
         state = self.guard_state()
         version = choose(desired, self.running, state.get("bad", []))
         if version is None or state.get("phase", "idle") != "idle":
-            self.error = None
+            self.error = state.get("error")
             return
         if not self.clock_synced():
             self.error = "waiting for the clock to be synchronised"

@@ -73,9 +73,12 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` by ``data`` in one rename, durably. The mode is set explicitly: the guard runs under
+    the daemon unit's ``UMask=0077``, and the agent (another user) must read the state it writes."""
     temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "wb") as f:
+        os.fchmod(f.fileno(), mode)
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -380,6 +380,11 @@ def report(engine: Engine, device_id: int, body: Mapping[str, Any], now: datetim
         if body.get("applied_generation") is not None:
             values["applied_generation"] = body["applied_generation"]
             values["reported"] = {"config": body.get("config"), "release": body.get("release")}
+        elif body.get("release") is not None:
+            # The release moved on between two generations (staged, switched, rolled back): keep the config
+            # the device last applied, take its release as it is now (the operator's alerts read it).
+            before = conn.execute(select(t.devices.c.reported).where(t.devices.c.id == device_id)).scalar() or {}
+            values["reported"] = {"config": before.get("config"), "release": body["release"]}
         conn.execute(update(t.devices).where(t.devices.c.id == device_id).values(**values))
         if acks:
             rows = conn.execute(

@@ -251,6 +251,19 @@ def test_a_rollout_reaches_the_terminal_which_stages_the_signed_release_and_asks
     assert asked == ["0.2.0"] and (updates / "releases" / "0.2.0" / ".complete").exists()
     assert device.listed()["reported"]["release"]["desired"] == "0.2.0"
 
+    # The guard tried it and rolled it back: while the rollout still wants it, it is never asked for again.
+    (updates / "state.json").write_text(json.dumps({"phase": "idle", "rolled_back": "0.2.0", "bad": ["0.2.0"]}))
+    agent.poll_once()
+    assert asked == ["0.2.0"]
+    assert device.listed()["reported"]["release"]["phase"] == "rolled_back"
+    # A state the agent cannot read (here a directory in its place) stops it too, and says why.
+    (updates / "state.json").unlink()
+    (updates / "state.json").mkdir()
+    step.running = "0.1.0"
+    agent.poll_once()
+    assert asked == ["0.2.0"]
+    assert "guard state unreadable" in device.listed()["reported"]["release"]["error"]
+
 
 # -- commands that bring a file back: upload_logs, screenshot -------------------------------------------------
 
