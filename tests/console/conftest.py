@@ -18,18 +18,13 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher, profiles
-from console_fixtures import SECRET, Site
-from playwright.sync_api import Browser, Page, sync_playwright
+from console_fixtures import Site, serve_site
+from playwright.sync_api import Browser, Page
 
-from central.app import create_app
-from central.config import Settings
-from central.db import make_engine, migrate
 from central.services import accounts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "central"))
 from central_fixtures import Clock, LiveServer
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -43,19 +38,9 @@ def clock() -> Clock:
     return Clock(datetime(2026, 3, 10, 10, 0, tzinfo=UTC))  # a Tuesday in March 2026
 
 
-def _site(db_url: str, clock: Clock, tmp_path: Path) -> Iterator[Site]:
-    engine = make_engine(db_url)
-    migrate(engine)
-    app = create_app(Settings(tmp_path, db_url, SECRET), now=clock, engine=engine)
-    try:
-        yield Site(app, engine, clock)
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture
 def site(clock: Clock, tmp_path: Path) -> Iterator[Site]:
-    yield from _site(f"sqlite:///{tmp_path / 'central.db'}", clock, tmp_path)
+    yield from serve_site(f"sqlite:///{tmp_path / 'central.db'}", clock, tmp_path)
 
 
 @pytest.fixture
@@ -66,19 +51,6 @@ def live(site: Site) -> Iterator[str]:
     finally:
         server.close()
 
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/bootstrap test)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
+from central.app import create_app
+from central.config import Settings
+from central.db import make_engine, migrate
 from central.services import accounts, admin
 
 SECRET = b"console-test-secret"
@@ -26,6 +30,17 @@ def csrf_token(html: str) -> str:
     match = _TOKEN.search(html)
     assert match, "the page has no form with a CSRF token"
     return match.group(1)
+
+
+def serve_site(db_url: str, clock: Any, tmp_path: Path) -> Iterator[Site]:
+    """The central's app on a freshly migrated database at ``db_url`` (the ``site`` fixtures use it)."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    app = create_app(Settings(tmp_path, db_url, SECRET), now=clock, engine=engine)
+    try:
+        yield Site(app, engine, clock)
+    finally:
+        engine.dispose()
 
 
 class Client:

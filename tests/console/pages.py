@@ -4,12 +4,21 @@ phone and desktop sizes in ``artifacts/console/``."""
 from __future__ import annotations
 
 from axe_playwright_python.sync_playwright import Axe
-from console_fixtures import ARTIFACTS
+from console_fixtures import ARTIFACTS, PASSWORD
 from playwright.sync_api import Page
 
 _axe = Axe()
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
+
+
+def login(page: Page, live: str, email: str) -> None:
+    """Log in through the login page, as a person would, and land on the dashboard."""
+    page.goto(f"{live}/console/connexion")
+    page.get_by_label("Adresse e-mail").fill(email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url("**/console/tableau-de-bord")
 
 
 def assert_accessible(page: Page) -> None:

@@ -9,9 +9,8 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from console_fixtures import PASSWORD
 from money_fixtures import device, scan
-from pages import assert_accessible, screenshots
+from pages import assert_accessible, login, screenshots
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
@@ -41,13 +40,6 @@ def member(site):
     statements.close_month(site.engine, "2026-02", now)
     return org.member
 
-
-def login(page: Page, live: str, email: str) -> None:
-    page.goto(live + "/console/connexion")
-    page.get_by_label("Adresse e-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
 
 
 def table_cells(page: Page, table_id: str) -> list[list[str]]:

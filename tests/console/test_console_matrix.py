@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import _site
-from console_fixtures import Client, Site
+from console_fixtures import Client, Site, serve_site
 from money_fixtures import device, scan
 
 ROLES = ("anonymous", "member_a", "admin_a", "admin_b", "operator")
@@ -27,7 +26,7 @@ def any_site(request: pytest.FixtureRequest, clock, tmp_path: Path) -> Iterator[
         url = f"sqlite:///{tmp_path / 'central.db'}"
     else:
         url = request.getfixturevalue("pg_server").new_database()
-    yield from _site(url, clock, tmp_path)
+    yield from serve_site(url, clock, tmp_path)
 
 
 def matrix(site: Site) -> tuple[dict[str, Client], list[tuple[str, dict[str, int | str]]]]:

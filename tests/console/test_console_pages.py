@@ -5,18 +5,10 @@ machine."""
 from __future__ import annotations
 
 import pytest
-from console_fixtures import PASSWORD
-from pages import assert_accessible, screenshots
+from pages import assert_accessible, login, screenshots
 
 pytestmark = pytest.mark.browser
 
-
-def login(page, live, email):
-    page.goto(f"{live}/console/connexion")
-    page.get_by_label("Adresse e-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url("**/console/tableau-de-bord")
 
 
 def test_the_login_page_and_the_account_page_are_accessible(site, live, page):

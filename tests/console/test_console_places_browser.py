@@ -5,21 +5,13 @@ and desktop sizes (screenshots in artifacts/console/)."""
 from __future__ import annotations
 
 import pytest
-from console_fixtures import PASSWORD
-from pages import assert_accessible, screenshots
+from pages import assert_accessible, login, screenshots
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
 PANORAMA_PRICE = "Tarif de « Panorama des objets connectés (Domotique, Sécurité, Santé) » (€)"  # service 10
 
-
-def login(page, live, email):
-    page.goto(f"{live}/console/connexion")
-    page.get_by_label("Adresse e-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url("**/console/tableau-de-bord")
 
 
 def test_an_admin_edits_the_catalogue(site, live, page):

@@ -8,8 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from console_fixtures import PASSWORD
-from pages import assert_accessible, screenshots
+from pages import assert_accessible, login, screenshots
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
@@ -21,13 +20,6 @@ pytestmark = pytest.mark.browser
 REVERSE_AZERTY = {digit: char for char, digit in AZERTY_TOP_ROW.items()}
 SERVICE_LABEL = "95 — Plateforme France Connect"
 
-
-def login(page, live, email):
-    page.goto(f"{live}/console/connexion")
-    page.get_by_label("Adresse e-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url("**/console/tableau-de-bord")
 
 
 def recorded(site) -> tuple[int, int]:
