@@ -213,8 +213,11 @@ class FleetAgent:
         restart_for: list[str] = []
         if document is not None:
             config = document.get("config") or {}
-            if "poll_interval" in config:
+            if "poll_interval" in config and float(config["poll_interval"]) != self.interval:
                 self.interval = float(config["poll_interval"])
+                # The next poll was planned with the old interval: a shorter one takes effect now, not after it.
+                if self.next_poll is not None:
+                    self.next_poll = min(self.next_poll, self.clock() + self.interval * (0.9 + 0.2 * self.jitter()))
             restart_for = self.apply_config(config)
             self.store.update_state(remote_config=config, applied_generation=document.get("generation"))
             server_time = _when(document["server_time"]) if document.get("server_time") else None

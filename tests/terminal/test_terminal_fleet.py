@@ -106,6 +106,16 @@ def device(central: Central, tmp_path: Path) -> Device:
     return Device(central, central.url, tmp_path)
 
 
+def test_a_shorter_poll_interval_takes_effect_at_once_not_after_the_old_one(device: Device) -> None:
+    now = [1000.0]
+    agent = device.agent()
+    agent.clock, agent.jitter = (lambda: now[0]), (lambda: 0.5)  # no jitter: 1.0 × the interval
+    device.central.cli("fleet", "config", "--device", str(device.device_id), "poll_interval=30")
+    assert agent.poll_if_due()  # the first poll, planned with the default 300 s, brings 30 s
+    now[0] += 31
+    assert agent.poll_if_due(), "the next poll waited for the old 300 s interval"
+
+
 def test_settings_set_on_the_central_are_applied_then_reported_and_an_unchanged_state_costs_a_304(
     device: Device,
 ) -> None:
