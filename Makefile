@@ -7,11 +7,12 @@ VENV := .venv/bin
 setup:
 	@scripts/bootstrap base
 
-## test: every test (unit, property, integration, browser, PostgreSQL, QEMU system), after ruff.
+## test: every test (unit, property, integration, browser, PostgreSQL, QEMU system), after ruff; the QEMU
+## system tests run in a second pytest process beside the others (scripts/test).
 test:
 	@scripts/bootstrap test
 	$(VENV)/ruff check .
-	$(VENV)/python -m pytest
+	@scripts/test
 
 lint: setup
 	$(VENV)/ruff check .
