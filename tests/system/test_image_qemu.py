@@ -25,6 +25,7 @@ import sys
 import tarfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -421,17 +422,21 @@ def test_a_signed_update_is_committed_and_a_broken_one_rolled_back_with_the_kios
                     str(offline / "targets.pem"))  # fmt: skip
         central.cli("fleet", "rollout-start", version, "--devices", str(device_row["id"]))
 
-    # N → N+1: downloaded, verified, staged beside the running release, switched, on trial, committed.
+    # N → N+1: downloaded, verified, staged beside the running release, switched, on trial, committed. The
+    # broken N+2 is built meanwhile (a minute of the host's time the guest need not wait for).
     publish(good, release_bundle(tmp_path, good))
-    follow(m, lambda s: s.get("committed") == good, f"{good} committed", 900, paper)
-    assert m.sh("readlink /var/lib/aptic/updates/current")[1].strip() == f"/var/lib/aptic/updates/releases/{good}"
-    m.wait_for(lambda: kiosk_state(m)["status"]["activation"] == "activated", "the kiosk of the new release", 120)
-    listed = m.wait_for(lambda: (d := central.cli("fleet", "list", "--json")[0])["software_version"] == good and d,
-                        f"the central hearing {good}", 180)  # fmt: skip
-    assert listed["reported"]["release"]["running"] == good
+    with ThreadPoolExecutor(1) as builder:
+        broken_bundle = builder.submit(release_bundle, tmp_path, broken, broken=True)
+        follow(m, lambda s: s.get("committed") == good, f"{good} committed", 900, paper)
+        assert m.sh("readlink /var/lib/aptic/updates/current")[1].strip() == f"/var/lib/aptic/updates/releases/{good}"
+        m.wait_for(lambda: kiosk_state(m)["status"]["activation"] == "activated", "the kiosk of the new release", 120)
+        listed = m.wait_for(lambda: (d := central.cli("fleet", "list", "--json")[0])["software_version"] == good
+                            and d, f"the central hearing {good}", 180)  # fmt: skip
+        assert listed["reported"]["release"]["running"] == good
 
-    # N+1 → N+2, which exits at every start: rolled back to N+1 by the guard, N+2 marked bad, the operator told.
-    publish(broken, release_bundle(tmp_path, broken, broken=True))
+        # N+1 → N+2, which exits at every start: rolled back to N+1 by the guard, N+2 marked bad, the operator
+        # told.
+        publish(broken, broken_bundle.result())
     state = follow(m, lambda s: s.get("rolled_back") == broken, f"{broken} rolled back", 900, paper)
     assert state["phase"] == "idle" and broken in state["bad"]
     assert m.sh("readlink /var/lib/aptic/updates/current")[1].strip() == f"/var/lib/aptic/updates/releases/{good}"
