@@ -446,6 +446,41 @@ def cmd_demo_console(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_print_carnets(args: argparse.Namespace) -> int:
+    """Write an order's lettre d'orientation and carnets as one PDF (central.carnets_pdf says how it looks).
+
+    The order is read first (an unknown order writes nothing); the PDF goes to a temporary file beside
+    ``--output``, created 0600 (the passes are worth money: whoever holds their numbers can spend them), and is
+    renamed over it once complete, so a print cut short never leaves half a file under the expected name.
+    """
+    import tempfile
+
+    from aptic.passnumber import hmac_authenticator
+    from central.services import carnet_print
+    from central.services.common import local_date
+
+    settings, engine = _engine(args)
+    now = system_clock()
+    info = carnet_print.letter(engine, args.order, local_date(now), limit=args.places)
+    output: Path = args.output
+    fd, temporary = tempfile.mkstemp(dir=output.parent, prefix=f"{output.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            result = carnet_print.write(engine, hmac_authenticator(settings.secret), info, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, output)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    result["output"] = str(output)
+    _print(args, result, f"order {args.order}: {result['carnets']} carnet(s), {result['passes']} passes, "
+           f"{result['pages']} pages written to {output}"
+           + (f" ({result['blocked']} blocked carnet(s) left out)" if result["blocked"] else ""))  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", help="database URL (sqlite:///path or postgresql://...)")
@@ -536,6 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pin", required=True, help="4 to 8 digits")
     p = command("block-carnet", cmd_block_carnet, "block a carnet (lost, stolen, withdrawn)")
     p.add_argument("carnet")
+    p = command("print-carnets", cmd_print_carnets,
+                "write an order's lettre d'orientation and carnets (one A4 page per carnet) as a PDF")  # fmt: skip
+    p.add_argument("--order", type=int, required=True)
+    p.add_argument("--output", type=Path, required=True, metavar="PDF", help="the PDF to write (mode 0600)")
+    p.add_argument("--places", type=int, default=30, help="qualified places listed in the letter (default: 30)")
     command("referentiel", cmd_referentiel, "print the national catalogue of services")
     p = command("statement", cmd_statement, "an organisation's counter-payment statement for a month")
     p.add_argument("--organisation", type=int, required=True)
