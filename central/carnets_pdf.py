@@ -17,10 +17,12 @@ big orders' files small. Barcodes use 0.33 mm bars, 12 mm high, with reportlab's
 what most douchettes are tuned for, and four pixels a bar for a 300 dpi printer.
 ``tests/central/test_carnet_print.py`` reads every barcode back with zbar from the page rendered by poppler.
 
-This module only draws: it knows no database. :class:`CarnetsPdf` writes to a binary file as the caller
-feeds it, a letter then carnet after carnet (``showPage`` per carnet), so the caller can read the passes in
-chunks. Standard PDF fonts (Helvetica, Courier) are used, in their WinAnsi encoding: the narrow no-break
-space (U+202F) that French typography puts in amounts is printed as a no-break space.
+This module only draws: it knows no database. :class:`CarnetsPdf` is fed a letter then carnet after carnet
+(``showPage`` per carnet), so the caller can read the passes in chunks. reportlab itself keeps each finished
+page (about 25 kB) until :meth:`CarnetsPdf.close` writes the file: memory grows by about 25 MB per 1,000
+carnets (``bench/carnet_print.py``). Standard PDF fonts (Helvetica, Courier) are used, in their WinAnsi
+encoding: the narrow no-break space (U+202F) that French typography puts in amounts is printed as a no-break
+space.
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ class CarnetsPdf:
         line("Comment les utiliser", "Helvetica-Bold", 11)
         line(
             "Chaque pass paie un service de médiation numérique (accompagnement pour une démarche en ligne, "
-            "initiation à l’ordinateur ou au smartphone, atelier...) dans un lieu qualifié #APTIC. Présentez "
+            "initiation à l’ordinateur ou au smartphone, atelier…) dans un lieu qualifié #APTIC. Présentez "
             "vos pass à l’accueil : le médiateur les scanne ou saisit leur numéro. Un pass ne sert qu’une fois ; "
             "gardez les autres pour vos prochaines visites."
         )
