@@ -446,6 +446,21 @@ def cmd_demo_console(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_places(args: argparse.Namespace) -> int:
+    """Write the qualified places in the national open data format to standard output, row by row."""
+    from central.services import open_data
+
+    _, engine = _engine(args)
+    out = sys.stdout
+    if hasattr(out, "reconfigure"):
+        out.reconfigure(encoding="utf-8", newline="")  # the format is UTF-8 whatever the locale; CRLF kept as is
+    with engine.connect() as conn:
+        for chunk in open_data.WRITERS[args.format](open_data.places(conn)):
+            out.write(chunk)
+    out.flush()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", help="database URL (sqlite:///path or postgresql://...)")
@@ -537,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("block-carnet", cmd_block_carnet, "block a carnet (lost, stolen, withdrawn)")
     p.add_argument("carnet")
     command("referentiel", cmd_referentiel, "print the national catalogue of services")
+    p = command("export-places", cmd_export_places, "print the qualified places as open data (standard-mediation-num)")
+    p.add_argument("--format", choices=("csv", "json"), default="csv", help="CSV (default) or JSON")
     p = command("statement", cmd_statement, "an organisation's counter-payment statement for a month")
     p.add_argument("--organisation", type=int, required=True)
     p.add_argument("--month", required=True, help="YYYY-MM")
