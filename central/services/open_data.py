@@ -113,7 +113,7 @@ def international_phone(phone: str | None) -> str | None:
     return digits if _PHONE.fullmatch(digits) else None
 
 
-def _last_changes(conn: Connection) -> dict[tuple[str, str], datetime]:
+def _last_changes(conn: Connection) -> dict[tuple[str, str], datetime | None]:
     """When each point and each organisation last changed, from the terminals' change log."""
     changed = func.max(t.changes.c.created_at).label("at")
     rows = conn.execute(
@@ -121,7 +121,7 @@ def _last_changes(conn: Connection) -> dict[tuple[str, str], datetime]:
         .where(t.changes.c.kind.in_(("point", "organisation")))
         .group_by(t.changes.c.kind, t.changes.c.ref)
     )
-    return {(row.kind, row.ref): utc(row.at) for row in rows}  # type: ignore[misc]
+    return {(row.kind, row.ref): utc(row.at) for row in rows}
 
 
 def _address(point: Any) -> tuple[str | None, str | None, str | None]:
@@ -188,10 +188,10 @@ def places(conn: Connection) -> Iterator[dict[str, Any]]:
             id=f"{ID_PREFIX}{point.id}",
             pivot=point.siret,
             nom=point.name.strip(),
-            commune=commune.strip(),  # type: ignore[union-attr]
+            commune=(commune or "").strip(),
             code_postal=postcode,
             code_insee=point.insee if point.insee and _INSEE.fullmatch(point.insee) else None,
-            adresse=address.strip(),  # type: ignore[union-attr]
+            adresse=(address or "").strip(),
             latitude=_number(point.latitude),
             longitude=_number(point.longitude),
             telephone=international_phone(point.phone),
