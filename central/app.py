@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from aptic.passnumber import Authenticator, hmac_authenticator
-from central import api, console, tuf_files
+from central import api, console, open_data_views, tuf_files
 from central.config import Settings
 from central.db import make_engine
 from central.services.common import Clock, system_clock
@@ -36,6 +36,7 @@ def create_app(settings: Settings, *, now: Clock | None = None, engine: Engine |
     app.extensions["aptic_central"] = Central(settings, engine or make_engine(settings.db_url))
     app.register_blueprint(api.bp)
     app.register_blueprint(tuf_files.bp)
+    app.register_blueprint(open_data_views.bp)  # public, no login
     api.register_errors(app)
     console.init_app(app, settings.secret)
     return app

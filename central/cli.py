@@ -478,6 +478,20 @@ def cmd_print_carnets(args: argparse.Namespace) -> int:
     _print(args, result, f"order {args.order}: {result['carnets']} carnet(s), {result['passes']} passes, "
            f"{result['pages']} pages written to {output}"
            + (f" ({result['blocked']} blocked carnet(s) left out)" if result["blocked"] else ""))  # fmt: skip
+
+
+def cmd_export_places(args: argparse.Namespace) -> int:
+    """Write the qualified places in the national open data format to standard output, row by row."""
+    from central.services import open_data
+
+    _, engine = _engine(args)
+    out = sys.stdout
+    if hasattr(out, "reconfigure"):
+        out.reconfigure(encoding="utf-8", newline="")  # the format is UTF-8 whatever the locale; CRLF kept as is
+    with engine.connect() as conn:
+        for chunk in open_data.WRITERS[args.format](open_data.places(conn)):
+            out.write(chunk)
+    out.flush()
     return 0
 
 
@@ -577,6 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True, metavar="PDF", help="the PDF to write (mode 0600)")
     p.add_argument("--places", type=int, default=30, help="qualified places listed in the letter (default: 30)")
     command("referentiel", cmd_referentiel, "print the national catalogue of services")
+    p = command("export-places", cmd_export_places, "print the qualified places as open data (standard-mediation-num)")
+    p.add_argument("--format", choices=("csv", "json"), default="csv", help="CSV (default) or JSON")
     p = command("statement", cmd_statement, "an organisation's counter-payment statement for a month")
     p.add_argument("--organisation", type=int, required=True)
     p.add_argument("--month", required=True, help="YYYY-MM")
