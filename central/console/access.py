@@ -6,8 +6,9 @@
 * A user acts for one organisation at a time (``session["organisation"]``), one of their memberships.
   Every query of a view is filtered by :func:`organisation_id`; an object of another organisation is
   answered 404, never 403, so ids cannot be probed.
-* :func:`member_required` and :func:`admin_required` guard views; :func:`recent_login_required` asks for the
-  password again before sensitive changes (bank details, members), at most every ``REAUTH_FOR``.
+* :func:`member_required`, :func:`admin_required` and :func:`operator_required` guard views;
+  :func:`recent_login_required` asks for the password again before sensitive changes (bank details, members,
+  the operator's actions), at most every ``REAUTH_FOR``.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def member_required(view: F) -> F:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if current_user.is_operator and not current_user.memberships:
+            # An operator acts for no place: the places' pages (the home after login first) lead to theirs.
+            return redirect(url_for("console_operator.organisations"))
         organisation_id()
         return view(*args, **kwargs)
 
@@ -115,6 +119,21 @@ def admin_required(view: F) -> F:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         if role() != "admin":
+            abort(404)
+        return view(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
+def operator_required(view: F) -> F:
+    """Logged in and the scheme's operator (``users.is_operator``); anyone else gets 404: the operator's pages
+    do not exist for them."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_operator:
             abort(404)
         return view(*args, **kwargs)
 
