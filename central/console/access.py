@@ -26,6 +26,7 @@ from central.services import accounts
 from central.services.common import Clock
 
 REAUTH_FOR = timedelta(minutes=10)
+HOME = "console_dashboard.index"  # where the login leads
 
 login_manager = LoginManager()
 login_manager.login_view = "console_auth.login"
@@ -101,8 +102,9 @@ def member_required(view: F) -> F:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
-        if current_user.is_operator and not current_user.memberships:
-            # An operator acts for no place: the places' pages (the home after login first) lead to theirs.
+        if current_user.is_operator and not current_user.memberships and request.endpoint == HOME:
+            # An operator acts for no place: the home the login leads to sends them to their own pages (the
+            # other places' pages stay 404 for them).
             return redirect(url_for("console_operator.organisations"))
         organisation_id()
         return view(*args, **kwargs)
