@@ -492,6 +492,15 @@ def cmd_export_places(args: argparse.Namespace) -> int:
         for chunk in open_data.WRITERS[args.format](open_data.places(conn)):
             out.write(chunk)
     out.flush()
+
+
+def cmd_mark_paid(args: argparse.Namespace) -> int:
+    from central.services import operator
+
+    _, engine = _engine(args)
+    operator.mark_paid(engine, args.organisation, args.month, args.reason, None, system_clock())
+    _print(args, {"organisation": args.organisation, "month": args.month, "paid": True},
+           f"statement {args.month} of organisation {args.organisation} marked paid")  # fmt: skip
     return 0
 
 
@@ -598,6 +607,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--month", required=True, help="YYYY-MM")
     p = command("close-month", cmd_close_month, "freeze a month's statements")
     p.add_argument("--month", required=True, help="YYYY-MM")
+    p = command("mark-paid", cmd_mark_paid, "record that an organisation's closed statement was paid")
+    p.add_argument("--organisation", type=int, required=True)
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--reason", default="virement émis", help="kept in the audit log")
     command("demo-seed", cmd_demo_seed, "fill the database with a demo organisation, kit and carnets")
     p = command("demo-console", cmd_demo_console, "give the demo organisation a médiateur and an admin account")
     p.add_argument("--organisation", type=int, required=True)

@@ -84,6 +84,7 @@ carnets = Table(
     Column("serial", Integer, nullable=False),
     Column("size", Integer, nullable=False),
     Column("blocked_at", TS),
+    Column("blocked_reason", String(500)),  # the operator's reason, for the audit and the console
     UniqueConstraint("millesime", "serial", name="uq_carnets_millesime_serial"),
 )
 
@@ -94,6 +95,9 @@ organisations = Table(
     Column("name", String(200), nullable=False),
     Column("siret", String(14), nullable=False, unique=True),
     Column("qualified", Boolean, nullable=False, default=True),
+    # The operator's last decision on the qualification: its reason and when (NULL: never decided in the console).
+    Column("qualification_reason", String(500)),
+    Column("qualified_at", TS),
     # The services offered, as a selection like "1-40,2.2"; NULL: the whole référentiel at 10 €.
     Column("catalogue", Text),
     # The médiateur PIN of its kiosks, hashed (aptic.pin); its terminals get the hash, never the PIN.

@@ -33,6 +33,7 @@ from central.console import (
     auth,
     catalogue,
     dashboard,
+    operator,
     organisation,
     payments,
     points,
@@ -70,7 +71,7 @@ def init_app(app: Flask, secret: bytes) -> None:
     csrf.init_app(app)
     app.before_request(_check_csrf)
     access.login_manager.init_app(app)
-    for area in (views, auth, dashboard, scan, payments, catalogue, points, organisation):
+    for area in (views, auth, dashboard, scan, payments, catalogue, points, organisation, operator):
         app.register_blueprint(area.bp)
     views.register_errors(app)
     app.after_request(_headers)

@@ -6,8 +6,9 @@
 * A user acts for one organisation at a time (``session["organisation"]``), one of their memberships.
   Every query of a view is filtered by :func:`organisation_id`; an object of another organisation is
   answered 404, never 403, so ids cannot be probed.
-* :func:`member_required` and :func:`admin_required` guard views; :func:`recent_login_required` asks for the
-  password again before sensitive changes (bank details, members), at most every ``REAUTH_FOR``.
+* :func:`member_required`, :func:`admin_required` and :func:`operator_required` guard views;
+  :func:`recent_login_required` asks for the password again before sensitive changes (bank details, members,
+  the operator's actions), at most every ``REAUTH_FOR``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from central.services import accounts
 from central.services.common import Clock
 
 REAUTH_FOR = timedelta(minutes=10)
+HOME = "console_dashboard.index"  # where the login leads
 
 login_manager = LoginManager()
 login_manager.login_view = "console_auth.login"
@@ -100,6 +102,10 @@ def member_required(view: F) -> F:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if current_user.is_operator and not current_user.memberships and request.endpoint == HOME:
+            # An operator acts for no place: the home the login leads to sends them to their own pages (the
+            # other places' pages stay 404 for them).
+            return redirect(url_for("console_operator.organisations"))
         organisation_id()
         return view(*args, **kwargs)
 
@@ -115,6 +121,21 @@ def admin_required(view: F) -> F:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         if role() != "admin":
+            abort(404)
+        return view(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
+def operator_required(view: F) -> F:
+    """Logged in and the scheme's operator (``users.is_operator``); anyone else gets 404: the operator's pages
+    do not exist for them."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_operator:
             abort(404)
         return view(*args, **kwargs)
 

@@ -48,17 +48,33 @@ def _navigation() -> dict[str, Any]:
 
 
 def nav_items() -> list[tuple[str, str]]:
-    """(label, endpoint) of the navigation for the logged-in user, in the order of a médiateur's day."""
-    items = [
-        ("Tableau de bord", "console_dashboard.index"),
-        ("Tester un pass", "console_scan.test_pass"),
-        ("Scanner des pass", "console_scan.scan"),
-        ("Contre-paiements", "console_payments.index"),
-        ("Catalogue", "console_catalogue.index"),
-        ("Points de présence", "console_points.index"),
-        ("Organisation", "console_organisation.index"),
-    ]
+    """(label, endpoint) of the navigation for the logged-in user, in the order of a médiateur's day; the
+    operator's pages for the operator (after the places' when they are also a member of one)."""
+    if not current_user.is_authenticated:
+        return []
+    items = list(PLACE_ITEMS) if current_user.memberships else []
+    if current_user.is_operator:
+        items += OPERATOR_ITEMS
     return items
+
+
+PLACE_ITEMS = [
+    ("Tableau de bord", "console_dashboard.index"),
+    ("Tester un pass", "console_scan.test_pass"),
+    ("Scanner des pass", "console_scan.scan"),
+    ("Contre-paiements", "console_payments.index"),
+    ("Catalogue", "console_catalogue.index"),
+    ("Points de présence", "console_points.index"),
+    ("Organisation", "console_organisation.index"),
+]
+OPERATOR_ITEMS = [
+    ("Organisations", "console_operator.organisations"),
+    ("Carnets", "console_operator.carnets"),
+    ("Commandes", "console_operator.orders"),
+    ("Relevés", "console_operator.statements"),
+    ("Parc", "console_operator.fleet"),
+    ("Journal", "console_operator.journal"),
+]
 
 
 ERRORS = {

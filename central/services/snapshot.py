@@ -21,7 +21,8 @@ terminal shares them when it parses.
 Incremental by cursor. The cursor is ``"<changes seq>.<pass_uses id>"``; ``since`` returns the orders,
 blocks and uses recorded after it (after one new order: just that order). Organisation and points always
 come whole (they are small); when one of them changed since the cursor the answer is a full snapshot
-(``"full": true``) because the set of orders whose uses are sent may have changed. Terminals upsert what
+(``"full": true``) because the set of orders whose uses are sent may have changed; so is it when a carnet was
+unblocked since the cursor (the terminal's blocked set only grows from incremental answers). Terminals upsert what
 they get: orders by id, carnets and passes as sets.
 
 On PostgreSQL, ids are handed out before commit, so a row with a smaller id can become visible after a
@@ -121,6 +122,15 @@ def _applies_here(places: list[Place]) -> Callable[[Any], bool]:
     return applies
 
 
+def _unblocked(conn: Connection, carnets: set[str]) -> bool:
+    """Whether one of these changed carnets is not blocked now: an unblock (rare), which an incremental answer
+    cannot say (it only adds carnets to the terminal's blocked set)."""
+    if not carnets:
+        return False
+    query = select(t.carnets.c.carnet).where(t.carnets.c.carnet.in_(sorted(carnets)), t.carnets.c.blocked_at.is_(None))
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def snapshot(conn: Connection, organisation_id: int, since: str | None, now: datetime) -> dict[str, Any]:
     """The offline snapshot for a device of ``organisation_id``; see the module docstring."""
     seq, use_id = parse_cursor(since)
@@ -139,6 +149,8 @@ def snapshot(conn: Connection, organisation_id: int, since: str | None, now: dat
             for c in changed
         ):
             full = True
+        elif _unblocked(conn, {c.ref for c in changed if c.kind == "carnet"}):
+            full = True  # terminals only add to their blocked set: an unblock reaches them in a whole snapshot
     if full:
         seq = use_id = 0
         changed = []

@@ -50,7 +50,7 @@ def matrix(site: Site) -> tuple[dict[str, Client], list[tuple[str, dict[str, int
     a_admin_only = {"anonymous": "login", "member_a": 404, "admin_a": 200, "admin_b": 404, "operator": 404}
     point = a.points[0]
     urls: list[tuple[str, dict[str, int | str]]] = [
-        ("/console/tableau-de-bord", everyone),
+        ("/console/tableau-de-bord", {**everyone, "operator": 302}),  # to the operator's pages
         ("/console/tester", everyone),
         ("/console/scanner", everyone),
         ("/console/contre-paiements", everyone),
