@@ -26,7 +26,6 @@ from central.services import accounts
 from central.services.common import Clock
 
 REAUTH_FOR = timedelta(minutes=10)
-HOME = "console_dashboard.index"  # where the login leads
 
 login_manager = LoginManager()
 login_manager.login_view = "console_auth.login"
@@ -102,10 +101,6 @@ def member_required(view: F) -> F:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
-        if current_user.is_operator and not current_user.memberships and request.endpoint == HOME:
-            # An operator acts for no place: the home the login leads to sends them to their own pages (the
-            # other places' pages stay 404 for them).
-            return redirect(url_for("console_operator.organisations"))
         organisation_id()
         return view(*args, **kwargs)
 
@@ -140,6 +135,14 @@ def operator_required(view: F) -> F:
         return view(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
+
+
+def home_url() -> str:
+    """Where the login and ``/console/`` lead: the dashboard of one's organisation, or the operator's pages
+    for an operator who acts for no place."""
+    if current_user.is_authenticated and current_user.is_operator and not current_user.memberships:
+        return url_for("console_operator.organisations")
+    return url_for("console_dashboard.index")
 
 
 def mark_recent_login() -> None:

@@ -17,6 +17,7 @@ from central.console.access import (
     ConsoleUser,
     client_ip,
     engine,
+    home_url,
     mark_recent_login,
     now,
     safe_next,
@@ -28,7 +29,7 @@ bp = Blueprint("console_auth", __name__, url_prefix="/console", template_folder=
 
 
 def _home() -> str:
-    return url_for("console_dashboard.index")
+    return home_url()
 
 
 @bp.route("/connexion", methods=["GET", "POST"])

@@ -34,6 +34,10 @@ JOURNAL_PAGE = 50
 ROLE_LABELS = {"admin": "Administrateur", "member": "Membre"}
 
 ACTIONS = {
+    "operator.qualified": "Organisation qualifiée par l’opérateur",
+    "operator.refused": "Qualification refusée par l’opérateur",
+    "operator.statement_paid": "Relevé payé",
+    "operator.code_reissued": "Nouveau code d’activation d’un kit",
     "organisation.details": "Coordonnées modifiées",
     "organisation.bank": "Coordonnées bancaires modifiées",
     "organisation.pin": "Code médiateur des bornes changé",
@@ -47,7 +51,7 @@ ACTIONS = {
 DETAIL_LABELS = {
     "address": "adresse", "postcode": "code postal", "commune": "commune", "contact_email": "e-mail de contact",
     "phone": "téléphone", "iban": "IBAN", "bic": "BIC", "holder": "titulaire", "role": "rôle",
-    "operator": "opérateur",
+    "operator": "opérateur", "reason": "motif",
 }  # fmt: skip
 
 

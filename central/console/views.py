@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from aptic.money import format_euros
 from central import schema as t
-from central.console.access import engine
+from central.console.access import engine, home_url
 
 bp = Blueprint("console", __name__, url_prefix="/console", static_folder="static", static_url_path="/static",
                template_folder="templates")  # fmt: skip
@@ -22,7 +22,7 @@ bp = Blueprint("console", __name__, url_prefix="/console", static_folder="static
 def home() -> Any:
     if not current_user.is_authenticated:
         return redirect(url_for("console_auth.login"))
-    return redirect(url_for("console_dashboard.index"))
+    return redirect(home_url())
 
 
 @bp.app_template_filter("euros")

@@ -48,9 +48,10 @@ def matrix(site: Site) -> tuple[dict[str, Client], list[tuple[str, dict[str, int
     admins = {"anonymous": "login", "member_a": 404, "admin_a": 200, "admin_b": 200, "operator": 404}
     a_only = {"anonymous": "login", "member_a": 200, "admin_a": 200, "admin_b": 404, "operator": 404}
     a_admin_only = {"anonymous": "login", "member_a": 404, "admin_a": 200, "admin_b": 404, "operator": 404}
+    operator_only = {"anonymous": "login", "member_a": 404, "admin_a": 404, "admin_b": 404, "operator": 200}
     point = a.points[0]
     urls: list[tuple[str, dict[str, int | str]]] = [
-        ("/console/tableau-de-bord", {**everyone, "operator": 302}),  # to the operator's pages
+        ("/console/tableau-de-bord", everyone),
         ("/console/tester", everyone),
         ("/console/scanner", everyone),
         ("/console/contre-paiements", everyone),
@@ -72,6 +73,8 @@ def matrix(site: Site) -> tuple[dict[str, Client], list[tuple[str, dict[str, int
         (f"/console/contre-paiements/{month}/releve-tableur.csv", everyone),
         (f"/console/contre-paiements/{month}/releve.pdf", everyone),
         ("/console/compte", {**everyone, "operator": 200}),
+        *((f"/console/operateur/{page}", operator_only)
+          for page in ("organisations", "carnets", "commandes", "releves", "parc", "journal")),
     ]
     return clients, urls
 

@@ -6,7 +6,7 @@ counter-payments page, a command queued for the device)."""
 from __future__ import annotations
 
 import pytest
-from console_fixtures import PASSWORD
+from console_fixtures import PASSWORD, Client
 from money_fixtures import scan
 from sqlalchemy import select
 
@@ -98,8 +98,11 @@ def test_only_the_operator_sees_the_operator_pages(site, org):
 
 
 def test_the_operator_lands_on_their_pages_with_their_menu(site, org, operator):
-    r = operator.get("/console/tableau-de-bord")
+    login = Client(site.app).login(OPERATOR)
+    assert login.status_code == 302 and login.headers["Location"].endswith("/console/operateur/organisations")
+    r = operator.get("/console/")
     assert r.status_code == 302 and r.headers["Location"].endswith("/console/operateur/organisations")
+    assert operator.get("/console/tableau-de-bord").status_code == 404  # a place's page: not theirs
     page = operator.get("/console/operateur/organisations").get_data(as_text=True)
     for label in ("Organisations", "Carnets", "Commandes", "Relevés", "Parc", "Journal"):
         assert f">{label}</a>" in page
@@ -211,8 +214,7 @@ def test_mark_paid_on_the_command_line(site, org, tmp_path, capsys):
     scan(site, org, body["device_id"], passes[:1], site.clock())
     from central.services import statements
 
-    site.clock.advance(days=30)  # April (the payments page of a closed current month: see the report)
-    statements.close_month(site.engine, "2026-03", site.clock())
+    statements.close_month(site.engine, "2026-03", site.clock())  # the current month, closed (and then paid)
     db = str(site.engine.url)
     assert cli_main(["mark-paid", "--db", db, "--organisation", str(org.id), "--month", "2026-03"]) == 0
     assert "marked paid" in capsys.readouterr().out
