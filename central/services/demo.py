@@ -56,12 +56,19 @@ def seed(engine: Engine, secret: bytes, now: datetime) -> dict[str, Any]:
 
 
 def seed_console(engine: Engine, organisation_id: int, now: datetime) -> dict[str, Any]:
-    """Two console accounts of the demo organisation, a médiateur (member) and its admin, with random
-    passwords (printed by ``make demo``, kept in its private data directory: never a fixed demo password)."""
+    """The demo's console accounts: a médiateur (member) and an admin of the demo organisation, and the
+    scheme's operator, with random passwords (printed by ``make demo``, kept in its private data directory:
+    never a fixed demo password)."""
     logins = {}
-    for role, email in (("member", "mediateur@demo.aptic.invalid"), ("admin", "admin@demo.aptic.invalid")):
+    people = (("member", "mediateur@demo.aptic.invalid", "Camille Médiatrice"),
+              ("admin", "admin@demo.aptic.invalid", "Dominique Admin"),
+              ("operator", "operateur@demo.aptic.invalid", "Opérateur #APTIC"))  # fmt: skip
+    for role, email, name in people:
         password = f"demo-{secrets.token_urlsafe(15)}"  # a 25-character passphrase: the CNIL rule accepts it
-        accounts.create_user(engine, email, now, password=password, organisation_id=organisation_id, role=role,
-                             name="Camille Médiatrice" if role == "member" else "Dominique Admin")  # fmt: skip
+        if role == "operator":
+            accounts.create_user(engine, email, now, password=password, name=name, is_operator=True)
+        else:
+            accounts.create_user(engine, email, now, password=password, organisation_id=organisation_id, role=role,
+                                 name=name)  # fmt: skip
         logins[role] = {"email": email, "password": password}
     return logins
