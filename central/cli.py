@@ -144,13 +144,23 @@ def cmd_add_user(args: argparse.Namespace) -> int:
     from central.services import accounts
 
     _, engine = _engine(args)
-    if args.organisation is None and not args.operator:
-        raise ServiceError(400, "missing_scope", "Indiquez --organisation ID (avec --role) ou --operator.")
+    if args.organisation is None and not args.operator and args.funder is None:
+        raise ServiceError(400, "missing_scope", "Indiquez --organisation ID, --funder NOM ou --operator.")
+    if args.organisation is not None and args.role == "reader":
+        raise ServiceError(400, "invalid_role", "Le rôle reader est celui d’un financeur (--funder).")
+    if args.funder is not None and args.role == "member":
+        args.role = "reader"  # the default role, as a funder's
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
     now = system_clock()
-    user_id = accounts.create_user(engine, args.email, now, password=password, name=args.name or "",
-                                   organisation_id=args.organisation, role=args.role,
-                                   is_operator=args.operator)  # fmt: skip
+    if args.funder is not None:
+        from central.services import funders
+
+        user_id = funders.add_user(engine, args.email, args.funder, now, role=args.role, password=password,
+                                   name=args.name or "")  # fmt: skip
+    else:
+        user_id = accounts.create_user(engine, args.email, now, password=password, name=args.name or "",
+                                       organisation_id=args.organisation, role=args.role,
+                                       is_operator=args.operator)  # fmt: skip
     data: dict[str, Any] = {"id": user_id}
     text = f"user {user_id}"
     if password is None:
@@ -551,7 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", required=True)
     p.add_argument("--name", help="first and last name, as shown in the console")
     p.add_argument("--organisation", type=int, help="the organisation whose member the user becomes")
-    p.add_argument("--role", choices=("member", "admin"), default="member")
+    p.add_argument("--funder", help="the funder (commanditaire) whose user this is, created if missing")
+    p.add_argument("--role", choices=("member", "reader", "admin"), default="member", help="reader: --funder only")
     p.add_argument("--operator", action="store_true", help="the scheme's operator (sees every organisation)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p = command("add-point", cmd_add_point, "add a point de présence to an organisation")

@@ -385,3 +385,31 @@ audit_log = Table(
     Column("details", JSON, nullable=False),
     Column("ip", String(45)),
 )
+
+# Funders (issue 14): a commanditaire's console users (role reader or admin), and the orders they request. A
+# request is a draft, then submitted; the operator activates it, which issues its carnets (``order_id``).
+funder_memberships = Table(
+    "funder_memberships",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("commanditaire_id", Integer, ForeignKey("commanditaires.id"), primary_key=True, index=True),
+    Column("role", String(10), nullable=False),  # reader | admin
+    Column("created_at", TS, nullable=False),
+)
+
+order_requests = Table(
+    "order_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("commanditaire_id", Integer, ForeignKey("commanditaires.id"), nullable=False, index=True),
+    Column("carnet_size", Integer, nullable=False),  # 5 | 10
+    Column("quantity", Integer, nullable=False),  # carnets, 1..10000
+    Column("millesime", Integer, nullable=False),
+    Column("starts_on", Date),
+    Column("territories", Text, nullable=False),  # comma-separated INSEE codes; "" = no restriction
+    Column("status", String(10), nullable=False),  # draft | submitted | activated
+    Column("created_by", Integer, ForeignKey("users.id")),
+    Column("created_at", TS, nullable=False),
+    Column("submitted_at", TS),
+    Column("order_id", Integer, ForeignKey("orders.id")),
+)

@@ -33,6 +33,7 @@ from central.console import (
     auth,
     catalogue,
     dashboard,
+    funder,
     operator,
     organisation,
     payments,
@@ -71,7 +72,7 @@ def init_app(app: Flask, secret: bytes) -> None:
     csrf.init_app(app)
     app.before_request(_check_csrf)
     access.login_manager.init_app(app)
-    for area in (views, auth, dashboard, scan, payments, catalogue, points, organisation, operator):
+    for area in (views, auth, dashboard, scan, payments, catalogue, points, organisation, operator, funder):
         app.register_blueprint(area.bp)
     views.register_errors(app)
     app.after_request(_headers)

@@ -137,11 +137,33 @@ def operator_required(view: F) -> F:
     return guarded  # type: ignore[return-value]
 
 
+def funder_id() -> int:
+    """The commanditaire the user acts for (their first funder membership); 404 when they have none."""
+    if not current_user.is_authenticated or not current_user.funders:
+        abort(404)
+    return int(min(current_user.funders))
+
+
+def funder_required(view: F) -> F:
+    """Logged in and a user of a funder (any role); anyone else gets 404."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        funder_id()
+        return view(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
 def home_url() -> str:
     """Where the login and ``/console/`` lead: the dashboard of one's organisation, or the operator's pages
     for an operator who acts for no place."""
     if current_user.is_authenticated and current_user.is_operator and not current_user.memberships:
         return url_for("console_operator.organisations")
+    if current_user.is_authenticated and current_user.funders and not current_user.memberships:
+        return url_for("console_funder.orders")
     return url_for("console_dashboard.index")
 
 

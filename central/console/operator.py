@@ -12,12 +12,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from central.console.access import client_ip, engine, now, operator_required, recent_login_required
 from central.console.organisation import describe as describe_details
 from central.console.organisation import paris
+from central.services import funders
 from central.services import operator as service
 from central.services.common import ServiceError
 from central.services.payments import french_date
@@ -31,6 +32,7 @@ ACTIONS = {
     "operator.carnet_blocked": "Carnet bloqué",
     "operator.carnet_unblocked": "Carnet débloqué",
     "operator.order_activated": "Commande activée",
+    "operator.request_activated": "Demande de financeur activée",
     "operator.month_closed": "Mois clos",
     "operator.statement_paid": "Relevé payé",
     "operator.command": "Commande envoyée à une borne",
@@ -155,7 +157,9 @@ def block(carnet: str) -> Any:
 def _orders_page(failed: dict[str, Any] | None = None) -> str:
     with engine().connect() as conn:
         rows = service.orders(conn)
-    return render_template("console/operator_orders.html", title="Commandes", rows=rows, failed=failed or {})
+        submitted = funders.requests(conn, status="submitted")
+    return render_template("console/operator_orders.html", title="Commandes", rows=rows, submitted=submitted,
+                           failed=failed or {})  # fmt: skip
 
 
 @bp.get("/commandes")
@@ -175,6 +179,22 @@ def activate(order_id: int) -> Any:
     except ServiceError as refusal:
         return _refused(_orders_page, refusal, f"order-{order_id}")
     flash(f"Commande {order_id} activée : ses pass sont utilisables.", "success")
+    return redirect(url_for(".orders"))
+
+
+@bp.route("/demandes/<int:request_id>/activation", methods=["GET", "POST"])
+@operator_required
+@recent_login_required
+def activate_request(request_id: int) -> Any:
+    """A funder's submitted request: issue its carnets, activated (the funder paid)."""
+    if request.method == "GET":
+        return redirect(url_for(".orders", _anchor=f"request-{request_id}"))
+    secret = current_app.extensions["aptic_central"].settings.secret
+    try:
+        order_id = funders.activate_request(engine(), secret, request_id, request.form.get("reason", ""), **_who())
+    except ServiceError as refusal:
+        return _refused(_orders_page, refusal, f"request-{request_id}")
+    flash(f"Demande {request_id} activée : commande {order_id} émise, ses pass sont utilisables.", "success")
     return redirect(url_for(".orders"))
 
 

@@ -55,6 +55,8 @@ def nav_items() -> list[tuple[str, str]]:
     items = list(PLACE_ITEMS) if current_user.memberships else []
     if current_user.is_operator:
         items += OPERATOR_ITEMS
+    if current_user.funders:
+        items += FUNDER_ITEMS
     return items
 
 
@@ -75,6 +77,7 @@ OPERATOR_ITEMS = [
     ("Parc", "console_operator.fleet"),
     ("Journal", "console_operator.journal"),
 ]
+FUNDER_ITEMS = [("Commandes", "console_funder.orders")]
 
 
 ERRORS = {

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,7 @@ class User:
     is_operator: bool
     session_version: int
     memberships: dict[int, str]  # organisation id → role
+    funders: dict[int, str] = field(default_factory=dict)  # commanditaire id → role (reader | admin)
 
     def role_in(self, organisation_id: int) -> str | None:
         return self.memberships.get(organisation_id)
@@ -101,7 +102,11 @@ def _load_user(conn: Connection, user_id: int) -> User | None:
     roles = {
         r.organisation_id: r.role for r in conn.execute(select(t.memberships).where(t.memberships.c.user_id == user_id))
     }
-    return User(row.id, row.email, row.name, bool(row.is_operator), row.session_version, roles)
+    funders = {
+        r.commanditaire_id: r.role
+        for r in conn.execute(select(t.funder_memberships).where(t.funder_memberships.c.user_id == user_id))
+    }
+    return User(row.id, row.email, row.name, bool(row.is_operator), row.session_version, roles, funders)
 
 
 def load_user(engine: Engine, user_id: int) -> User | None:

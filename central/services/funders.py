@@ -1,0 +1,364 @@
+"""Funders (commanditaires) in the console: their users, the orders they request, and what their carnets became.
+
+A funder's user reads (role ``reader``) or also requests orders (``admin``). An order request is a draft, then
+submitted; the operator activates it, which issues its carnets through ``services.admin.issue_carnets`` and links
+the request to the new order. Every read here is scoped to one commanditaire: another funder's request or order
+is "not found" (404), never "forbidden".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from aptic import referentiel
+from aptic.places import is_commune, is_departement
+from aptic.rules import Order as RuleOrder
+from central import schema as t
+from central.db import utc, write_transaction
+from central.services import accounts, admin
+from central.services.common import ServiceError, split_codes
+from central.services.statement_files import neutralise
+
+ROLES = ("reader", "admin")
+SIZES = (5, 10)
+MAX_QUANTITY = 10_000
+ALERT_BEFORE = timedelta(days=30)
+STATUS_LABELS = {"draft": "Brouillon", "submitted": "Soumise", "activated": "Activée"}
+
+
+def funder_id(conn: Connection, name: str, now: datetime) -> int:
+    """The commanditaire named ``name``, created when missing (as ``issue_carnets`` does)."""
+    found = conn.execute(select(t.commanditaires.c.id).where(t.commanditaires.c.name == name)).scalar_one_or_none()
+    if found is not None:
+        return int(found)
+    return int(
+        conn.execute(
+            insert(t.commanditaires).values(name=name, created_at=now).returning(t.commanditaires.c.id)
+        ).scalar_one()
+    )
+
+
+def add_user(engine: Engine, email: str, funder: str, now: datetime, *, role: str = "reader",
+             password: str | None = None, name: str = "") -> int:  # fmt: skip
+    """A console user of the funder ``funder`` (the CLI's ``add-user --funder``); an existing e-mail gets the
+    membership added (or its role changed). Returns the user id."""
+    if role not in ROLES:
+        raise ServiceError(400, "invalid_role", "Rôle inconnu.", {"role": "reader or admin"})
+    if not funder.strip():
+        raise ServiceError(400, "invalid_funder", "Nom de financeur vide.", {"funder": "required"})
+    user_id = accounts.create_user(engine, email, now, password=password, name=name)
+    with write_transaction(engine) as conn:
+        commanditaire = funder_id(conn, funder.strip(), now)
+        where = (t.funder_memberships.c.user_id == user_id, t.funder_memberships.c.commanditaire_id == commanditaire)
+        if conn.execute(select(t.funder_memberships.c.role).where(*where)).first() is None:
+            conn.execute(insert(t.funder_memberships).values(user_id=user_id, commanditaire_id=commanditaire,
+                                                             role=role, created_at=now))  # fmt: skip
+        else:
+            conn.execute(update(t.funder_memberships).where(*where).values(role=role))
+        accounts.audit(conn, now, None, "funder.user_added", target=email,
+                       details={"financeur": funder.strip(), "role": role})  # fmt: skip
+    return user_id
+
+
+def funder_name(conn: Connection, commanditaire_id: int) -> str:
+    name = conn.execute(
+        select(t.commanditaires.c.name).where(t.commanditaires.c.id == commanditaire_id)
+    ).scalar_one_or_none()
+    if name is None:
+        raise ServiceError(404, "unknown_funder", "Financeur inconnu.")
+    return str(name)
+
+
+# --- Order requests -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: int
+    funder: str
+    carnet_size: int
+    quantity: int
+    millesime: int
+    starts_on: date | None
+    territories: list[str]
+    status: str
+    created_at: datetime
+    submitted_at: datetime | None
+    order_id: int | None
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+
+def _request(row: Any) -> Request:
+    return Request(row.id, row.funder, row.carnet_size, row.quantity, row.millesime, row.starts_on,
+                   split_codes(row.territories), row.status, utc(row.created_at), utc(row.submitted_at),
+                   row.order_id)  # fmt: skip
+
+
+_REQUESTS = select(t.order_requests, t.commanditaires.c.name.label("funder")).join(
+    t.commanditaires, t.commanditaires.c.id == t.order_requests.c.commanditaire_id
+)
+
+
+def requests(conn: Connection, commanditaire_id: int | None = None, status: str | None = None) -> list[Request]:
+    """The order requests, newest first: one funder's (``commanditaire_id``) or everyone's (the operator)."""
+    query = _REQUESTS.order_by(t.order_requests.c.id.desc())
+    if commanditaire_id is not None:
+        query = query.where(t.order_requests.c.commanditaire_id == commanditaire_id)
+    if status is not None:
+        query = query.where(t.order_requests.c.status == status)
+    return [_request(r) for r in conn.execute(query)]
+
+
+def check_request(form: dict[str, str], today: date) -> dict[str, Any]:
+    """The request form's values, checked; a ServiceError naming the fields that are wrong."""
+    fields: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    size = form.get("carnet_size", "").strip()
+    if size not in ("5", "10"):
+        fields["carnet_size"] = "Choisissez des carnets de 5 ou de 10 pass."
+    else:
+        values["carnet_size"] = int(size)
+    quantity = form.get("quantity", "").strip()
+    if not quantity.isdigit() or not 1 <= int(quantity) <= MAX_QUANTITY:
+        fields["quantity"] = f"Indiquez un nombre de carnets entre 1 et {MAX_QUANTITY:,}.".replace(",", "\u202f")
+    else:
+        values["quantity"] = int(quantity)
+    starts = form.get("starts_on", "").strip()
+    values["starts_on"] = None
+    if starts:
+        try:
+            values["starts_on"] = date.fromisoformat(starts)
+        except ValueError:
+            fields["starts_on"] = "Indiquez une date valable (jour, mois, année)."
+    millesime = form.get("millesime", "").strip()
+    if millesime:
+        if not millesime.isdigit() or not today.year <= int(millesime) <= today.year + 1:
+            fields["millesime"] = f"Le millésime est {today.year} ou {today.year + 1}."
+        else:
+            values["millesime"] = int(millesime)
+    elif values["starts_on"] is not None:
+        values["millesime"] = values["starts_on"].year
+    else:
+        fields["millesime"] = "Indiquez un millésime ou une date de début."
+    start = values["starts_on"]
+    if start is not None and "millesime" in values and start.year != values["millesime"]:
+        fields["starts_on"] = "La date de début tombe dans l’année du millésime."
+    codes = sorted({c.strip().upper() for c in form.get("territories", "").replace(" ", ",").split(",") if c.strip()})
+    bad = [c for c in codes if not (is_departement(c) or is_commune(c))]
+    if bad:
+        fields["territories"] = f"Code INSEE inconnu : {', '.join(bad)} (un département, 33, ou une commune, 33039)."
+    values["territories"] = ",".join(codes)
+    if fields:
+        raise ServiceError(400, "invalid_request", "La commande n’est pas valable : corrigez les champs signalés.",
+                           fields)  # fmt: skip
+    return values
+
+
+def create_request(engine: Engine, commanditaire_id: int, form: dict[str, str], by: int, now: datetime, *,
+                   ip: str | None = None) -> int:  # fmt: skip
+    """A draft order request of the funder, from the form's values (checked)."""
+    from central.services.common import local_date
+
+    values = check_request(form, local_date(now))
+    with write_transaction(engine) as conn:
+        new_id = conn.execute(
+            insert(t.order_requests)
+            .values(commanditaire_id=commanditaire_id, status="draft", created_by=by, created_at=now, **values)
+            .returning(t.order_requests.c.id)
+        ).scalar_one()
+        accounts.audit(conn, now, by, "funder.request_created", target=str(new_id),
+                       details={"carnets": values["quantity"], "taille": values["carnet_size"]}, ip=ip)  # fmt: skip
+    return int(new_id)
+
+
+def _load_request(conn: Connection, request_id: int, commanditaire_id: int | None) -> Request:
+    query = _REQUESTS.where(t.order_requests.c.id == request_id)
+    if commanditaire_id is not None:
+        query = query.where(t.order_requests.c.commanditaire_id == commanditaire_id)
+    row = conn.execute(query).first()
+    if row is None:
+        raise ServiceError(404, "unknown_request", "Commande inconnue.")
+    return _request(row)
+
+
+def submit_request(engine: Engine, commanditaire_id: int, request_id: int, by: int, now: datetime, *,
+                   ip: str | None = None) -> Request:  # fmt: skip
+    """Draft → submitted: the operator now sees it, to activate once paid."""
+    with write_transaction(engine) as conn:
+        found = _load_request(conn, request_id, commanditaire_id)
+        if found.status != "draft":
+            raise ServiceError(409, "not_a_draft", "Cette commande a déjà été soumise.")
+        conn.execute(update(t.order_requests).where(t.order_requests.c.id == request_id)
+                     .values(status="submitted", submitted_at=now))  # fmt: skip
+        accounts.audit(conn, now, by, "funder.request_submitted", target=str(request_id), ip=ip)
+    return found
+
+
+def activate_request(engine: Engine, secret: bytes, request_id: int, reason: str, by: int | None, now: datetime, *,
+                     ip: str | None = None) -> int:  # fmt: skip
+    """The operator's « Activer »: issue the request's carnets (activated), link the new order. Returns its id.
+
+    The request is claimed first (submitted → activated, in its own transaction), so a second click finds it
+    activated and issues nothing; should the issue then fail, the claim is given back."""
+    from central.services.operator import clean_reason
+
+    reason = clean_reason(reason)
+    with write_transaction(engine) as conn:
+        found = _load_request(conn, request_id, None)
+        claimed = conn.execute(
+            update(t.order_requests)
+            .where(t.order_requests.c.id == request_id, t.order_requests.c.status == "submitted")
+            .values(status="activated")
+        ).rowcount
+    if not claimed:
+        raise ServiceError(409, "not_submitted", "Cette commande n’est pas en attente d’activation.")
+    try:
+        issued = admin.issue_carnets(engine, secret, now, commanditaire=found.funder, millesime=found.millesime,
+                                     carnets=found.quantity, size=found.carnet_size, territories=found.territories,
+                                     starts_on=found.starts_on, activated=True, with_passes=False)  # fmt: skip
+    except Exception:
+        with write_transaction(engine) as conn:
+            conn.execute(update(t.order_requests).where(t.order_requests.c.id == request_id)
+                         .values(status="submitted"))  # fmt: skip
+        raise
+    order_id = int(issued["order"])
+    with write_transaction(engine) as conn:
+        conn.execute(update(t.order_requests).where(t.order_requests.c.id == request_id).values(order_id=order_id))
+        accounts.audit(conn, now, by, "operator.request_activated", target=str(request_id),
+                       details={"reason": reason, "commande": order_id}, ip=ip)  # fmt: skip
+    return order_id
+
+
+# --- Orders and their use -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    id: int
+    millesime: int
+    carnet_size: int
+    carnets: int
+    activated: bool
+    passes_used: int
+    created_at: datetime
+
+    @property
+    def passes(self) -> int:
+        return self.carnets * self.carnet_size
+
+
+def orders(conn: Connection, commanditaire_id: int) -> list[OrderLine]:
+    """The funder's orders (issued carnets), newest first, with how many of their passes were used."""
+    o = t.orders.c
+    used = (
+        select(func.count())
+        .select_from(t.pass_uses.join(t.carnets, t.carnets.c.carnet == t.pass_uses.c.carnet))
+        .where(t.carnets.c.order_id == o.id)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        select(t.orders, used.label("used")).where(o.commanditaire_id == commanditaire_id).order_by(o.id.desc())
+    )
+    return [OrderLine(r.id, r.millesime, r.carnet_size, r.serial_last - r.serial_first + 1, bool(r.activated),
+                      int(r.used), utc(r.created_at)) for r in rows]  # fmt: skip
+
+
+def _order_row(conn: Connection, commanditaire_id: int, order_id: int) -> Any:
+    row = conn.execute(
+        select(t.orders).where(t.orders.c.id == order_id, t.orders.c.commanditaire_id == commanditaire_id)
+    ).first()
+    if row is None:
+        raise ServiceError(404, "unknown_order", "Commande inconnue.")
+    return row
+
+
+def _uses(conn: Connection, order_id: int) -> list[Any]:
+    u = t.pass_uses.c
+    return list(
+        conn.execute(
+            select(
+                u.local_date,
+                u.pass_number,
+                u.carnet,
+                u.service,
+                t.organisations.c.name.label("organisation"),
+                t.points.c.name.label("point"),
+            )
+            .join(t.carnets, t.carnets.c.carnet == u.carnet)
+            .join(t.organisations, t.organisations.c.id == u.organisation_id)
+            .outerjoin(t.points, t.points.c.id == u.point_id)
+            .where(t.carnets.c.order_id == order_id)
+            .order_by(u.local_date, u.id)
+        )
+    )
+
+
+def _service_title(number: int) -> str:
+    try:
+        return referentiel.service(number).title
+    except KeyError:
+        return f"Service {number}"
+
+
+def report(conn: Connection, commanditaire_id: int, order_id: int, today: date) -> dict[str, Any]:
+    """One order's use: carnets issued, started, used up, passes used, uses by month, place and service, and
+    whether its validity ends within ``ALERT_BEFORE`` (the rules' ``valid_until``: 31 December of the
+    millésime)."""
+    row = _order_row(conn, commanditaire_id, order_id)
+    carnets = row.serial_last - row.serial_first + 1
+    uses = _uses(conn, order_id)
+    per_carnet: dict[str, int] = {}
+    months: dict[str, int] = {}
+    places: dict[tuple[str, str], int] = {}
+    services: dict[int, int] = {}
+    for use in uses:
+        per_carnet[use.carnet] = per_carnet.get(use.carnet, 0) + 1
+        months[use.local_date.strftime("%Y-%m")] = months.get(use.local_date.strftime("%Y-%m"), 0) + 1
+        place = (use.organisation, use.point or "")
+        places[place] = places.get(place, 0) + 1
+        services[use.service] = services.get(use.service, 0) + 1
+    rule = RuleOrder(commanditaire="", millesime=row.millesime, starts_on=row.starts_on)
+    valid_until = rule.valid_until
+    return {
+        "id": row.id,
+        "millesime": row.millesime,
+        "size": row.carnet_size,
+        "activated": bool(row.activated),
+        "carnets": carnets,
+        "passes": carnets * row.carnet_size,
+        "started": len(per_carnet),
+        "used_up": sum(1 for n in per_carnet.values() if n >= row.carnet_size),
+        "passes_used": len(uses),
+        "by_month": sorted(months.items()),
+        "by_place": sorted(places.items(), key=lambda item: (-item[1], item[0])),
+        "by_service": sorted(((n, _service_title(n), c) for n, c in services.items()), key=lambda s: (-s[2], s[0])),
+        "valid_from": rule.valid_from,
+        "valid_until": valid_until,
+        "ends_soon": today <= valid_until and valid_until - today <= ALERT_BEFORE,
+        "days_left": (valid_until - today).days,
+    }
+
+
+CSV_FIELDS = ("date", "pass", "carnet", "service", "intitule_service", "organisation", "point")
+
+
+def uses_csv(conn: Connection, commanditaire_id: int, order_id: int) -> str:
+    """The order's uses, one line per pass used, as CSV (text cells neutralised against formula injection)."""
+    _order_row(conn, commanditaire_id, order_id)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_FIELDS)
+    for use in _uses(conn, order_id):
+        writer.writerow([use.local_date.isoformat(), use.pass_number, use.carnet, use.service,
+                         neutralise(_service_title(use.service)), neutralise(use.organisation),
+                         neutralise(use.point or "")])  # fmt: skip
+    return out.getvalue()
