@@ -1,7 +1,7 @@
 """Who reaches what: every console URL × role × organisation, on SQLite and PostgreSQL.
 
-Roles: nobody logged in, a member and an admin of organisation A, an admin of organisation B, and the
-operator (no membership: the places' pages are not theirs). Answers: 200, a redirect to the login page
+Roles: nobody logged in, a member and an admin of organisation A, an admin of organisation B, the operator
+and a funder's admin (no place membership: the places' pages are not theirs). Answers: 200, a redirect to the login page
 (``login``), or 404 — never 403, and never another organisation's data. Objects of A (a point, a member, a
 month's statement) are requested by everyone, so B's admin must get 404 where A's own people get 200.
 """
@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from console_fixtures import Client, Site, serve_site
+from console_fixtures import PASSWORD, Client, Site, serve_site
 from money_fixtures import device, scan
 
-ROLES = ("anonymous", "member_a", "admin_a", "admin_b", "operator")
+from central.services import funders
+
+ROLES = ("anonymous", "member_a", "admin_a", "admin_b", "operator", "funder")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -33,6 +35,8 @@ def matrix(site: Site) -> tuple[dict[str, Client], list[tuple[str, dict[str, int
     a = site.organisation("Médiathèque A", slug="a")
     b = site.organisation("Centre social B", slug="b")
     site.user("operateur@aptic.fr", operator=True)
+    funders.add_user(site.engine, "financeur@gironde.fr", "Département de la Gironde", site.clock(), role="admin",
+                     password=PASSWORD)  # fmt: skip
     passes = site.carnets(1)
     scan(site, a, device(site, a), passes[:1], site.clock())
     month = site.clock().strftime("%Y-%m")
@@ -43,12 +47,14 @@ def matrix(site: Site) -> tuple[dict[str, Client], list[tuple[str, dict[str, int
         "admin_a": site.client(a.admin),
         "admin_b": site.client(b.admin),
         "operator": site.client("operateur@aptic.fr"),
+        "funder": site.client("financeur@gironde.fr"),
     }
-    everyone = {"anonymous": "login", "member_a": 200, "admin_a": 200, "admin_b": 200, "operator": 404}
-    admins = {"anonymous": "login", "member_a": 404, "admin_a": 200, "admin_b": 200, "operator": 404}
-    a_only = {"anonymous": "login", "member_a": 200, "admin_a": 200, "admin_b": 404, "operator": 404}
-    a_admin_only = {"anonymous": "login", "member_a": 404, "admin_a": 200, "admin_b": 404, "operator": 404}
-    operator_only = {"anonymous": "login", "member_a": 404, "admin_a": 404, "admin_b": 404, "operator": 200}
+    everyone = answers(member_a=200, admin_a=200, admin_b=200)
+    admins = answers(admin_a=200, admin_b=200)
+    a_only = answers(member_a=200, admin_a=200)
+    a_admin_only = answers(admin_a=200)
+    operator_only = answers(operator=200)
+    funder_only = answers(funder=200)
     point = a.points[0]
     urls: list[tuple[str, dict[str, int | str]]] = [
         ("/console/tableau-de-bord", everyone),
@@ -72,11 +78,18 @@ def matrix(site: Site) -> tuple[dict[str, Client], list[tuple[str, dict[str, int
         (f"/console/contre-paiements/{month}/releve.csv", everyone),
         (f"/console/contre-paiements/{month}/releve-tableur.csv", everyone),
         (f"/console/contre-paiements/{month}/releve.pdf", everyone),
-        ("/console/compte", {**everyone, "operator": 200}),
+        ("/console/compte", {**everyone, "operator": 200, "funder": 200}),
+        ("/console/financeur/commandes", funder_only),
+        ("/console/financeur/commandes/nouvelle", funder_only),
         *((f"/console/operateur/{page}", operator_only)
           for page in ("organisations", "carnets", "commandes", "releves", "parc", "journal")),
     ]
     return clients, urls
+
+
+def answers(**allowed: int) -> dict[str, int | str]:
+    """What each role gets: the login page when anonymous, the given status, else 404."""
+    return {"anonymous": "login", **{role: 404 for role in ROLES[1:]}, **allowed}
 
 
 def outcome(response) -> int | str:  # type: ignore[no-untyped-def]
