@@ -31,6 +31,13 @@ def pg_server() -> Iterator[TempCluster]:
         cluster.stop()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here rather than in pyproject.toml, whose change would rebuild the QEMU image (an input of it).
+    config.addinivalue_line(
+        "markers", "image: boots the terminal's own amd64 image in QEMU (the longest part: scripts/test runs it apart)"
+    )
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -53,7 +53,7 @@ from .qemu import QemuUnavailable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "terminal"))
 from central_server import Central, FaultProxy
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.system, pytest.mark.image, pytest.mark.timeout(1200)]
 
 PIN = "2468"
 SERVICE = 48
