@@ -16,8 +16,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 
 from central.console.access import client_ip, engine, now, operator_required, recent_login_required
-from central.console.organisation import describe as describe_details
-from central.console.organisation import paris
+from central.console.organisation import ACTIONS, describe, paris
 from central.services import funders
 from central.services import operator as service
 from central.services.common import ServiceError
@@ -26,30 +25,6 @@ from central.services.payments import french_date
 bp = Blueprint("console_operator", __name__, url_prefix="/console/operateur")
 
 JOURNAL_PAGE = 50
-ACTIONS = {
-    "operator.qualified": "Organisation qualifiée",
-    "operator.refused": "Qualification refusée",
-    "operator.carnet_blocked": "Carnet bloqué",
-    "operator.carnet_unblocked": "Carnet débloqué",
-    "operator.order_activated": "Commande activée",
-    "operator.request_activated": "Demande de financeur activée",
-    "operator.month_closed": "Mois clos",
-    "operator.statement_paid": "Relevé payé",
-    "operator.command": "Commande envoyée à une borne",
-    "operator.code_reissued": "Code d’activation renouvelé",
-    "operator.rollout_pause": "Déploiement suspendu",
-    "operator.rollout_resume": "Déploiement repris",
-    "operator.rollout_widen": "Déploiement élargi",
-}
-
-
-KEYS = {"reason": "motif", "command": "commande", "statements": "relevés", "percent": "pourcentage",
-        "status": "état", "id": "identifiant"}  # fmt: skip
-
-
-def describe(details: dict[str, Any]) -> str:
-    """An audit entry's details in French (the operator's entries name their reason first)."""
-    return describe_details({KEYS.get(key, key): value for key, value in details.items()})
 
 
 def paris_iso(moment: str) -> str:

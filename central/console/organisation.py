@@ -33,11 +33,21 @@ JOURNAL_PAGE = 50
 
 ROLE_LABELS = {"admin": "Administrateur", "member": "Membre"}
 
+# The audit log's actions in French, for every journal of the console (the organisation's, the operator's).
 ACTIONS = {
     "operator.qualified": "Organisation qualifiée par l’opérateur",
     "operator.refused": "Qualification refusée par l’opérateur",
+    "operator.carnet_blocked": "Carnet bloqué",
+    "operator.carnet_unblocked": "Carnet débloqué",
+    "operator.order_activated": "Commande activée",
+    "operator.request_activated": "Demande de financeur activée",
+    "operator.month_closed": "Mois clos",
     "operator.statement_paid": "Relevé payé",
-    "operator.code_reissued": "Nouveau code d’activation d’un kit",
+    "operator.command": "Commande envoyée à une borne",
+    "operator.code_reissued": "Code d’activation d’un kit renouvelé",
+    "operator.rollout_pause": "Déploiement suspendu",
+    "operator.rollout_resume": "Déploiement repris",
+    "operator.rollout_widen": "Déploiement élargi",
     "organisation.details": "Coordonnées modifiées",
     "organisation.bank": "Coordonnées bancaires modifiées",
     "organisation.pin": "Code médiateur des bornes changé",
@@ -51,7 +61,8 @@ ACTIONS = {
 DETAIL_LABELS = {
     "address": "adresse", "postcode": "code postal", "commune": "commune", "contact_email": "e-mail de contact",
     "phone": "téléphone", "iban": "IBAN", "bic": "BIC", "holder": "titulaire", "role": "rôle",
-    "operator": "opérateur", "reason": "motif",
+    "operator": "opérateur", "reason": "motif", "command": "commande", "statements": "relevés",
+    "percent": "pourcentage", "status": "état", "id": "identifiant",
 }  # fmt: skip
 
 
