@@ -85,6 +85,9 @@ carnets = Table(
     Column("size", Integer, nullable=False),
     Column("blocked_at", TS),
     Column("blocked_reason", String(500)),  # the operator's reason, for the audit and the console
+    # Handed by the funder to a distributor (a CCAS, an association) who gives carnets to beneficiaries.
+    Column("distributed_at", TS),
+    Column("distributed_to", String(200)),
     UniqueConstraint("millesime", "serial", name="uq_carnets_millesime_serial"),
 )
 
@@ -407,9 +410,15 @@ order_requests = Table(
     Column("millesime", Integer, nullable=False),
     Column("starts_on", Date),
     Column("territories", Text, nullable=False),  # comma-separated INSEE codes; "" = no restriction
-    Column("status", String(10), nullable=False),  # draft | submitted | activated
+    # The other restrictions, as the order will carry them: typologie codes, point ids, a services selection.
+    Column("place_types", Text, nullable=False, server_default=""),
+    Column("points", Text, nullable=False, server_default=""),
+    Column("services", Text, nullable=False, server_default=""),
+    Column("status", String(10), nullable=False),  # draft | submitted | paid | activated | withdrawn
     Column("created_by", Integer, ForeignKey("users.id")),
     Column("created_at", TS, nullable=False),
     Column("submitted_at", TS),
+    Column("paid_at", TS),
+    Column("payment_reference", String(100)),  # the transfer's or the public buyer's mandat number
     Column("order_id", Integer, ForeignKey("orders.id")),
 )
