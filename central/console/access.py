@@ -138,10 +138,15 @@ def operator_required(view: F) -> F:
 
 
 def funder_id() -> int:
-    """The commanditaire the user acts for (their first funder membership); 404 when they have none."""
+    """The commanditaire the user acts for (``session["funder"]``, one of their funder memberships, else the
+    first); 404 when they have none."""
     if not current_user.is_authenticated or not current_user.funders:
         abort(404)
-    return int(min(current_user.funders))
+    chosen = session.get("funder")
+    if chosen not in current_user.funders:
+        chosen = min(current_user.funders)
+        session["funder"] = chosen
+    return int(chosen)
 
 
 def funder_required(view: F) -> F:

@@ -132,9 +132,10 @@ def block(carnet: str) -> Any:
 def _orders_page(failed: dict[str, Any] | None = None) -> str:
     with engine().connect() as conn:
         rows = service.orders(conn)
-        submitted = funders.requests(conn, status="submitted")
-    return render_template("console/operator_orders.html", title="Commandes", rows=rows, submitted=submitted,
-                           failed=failed or {})  # fmt: skip
+        pending = [r for r in funders.requests(conn) if r.status in ("submitted", "paid")]
+        names = funders.point_names(conn, {p for r in pending for p in r.points})
+    return render_template("console/operator_orders.html", title="Commandes", rows=rows, submitted=pending,
+                           failed=failed or {}, restrictions=funders.restrictions, point_names=names)  # fmt: skip
 
 
 @bp.get("/commandes")
@@ -157,11 +158,26 @@ def activate(order_id: int) -> Any:
     return redirect(url_for(".orders"))
 
 
+@bp.route("/demandes/<int:request_id>/paiement", methods=["GET", "POST"])
+@operator_required
+@recent_login_required
+def request_paid(request_id: int) -> Any:
+    """A funder's submitted request is paid: its reference (transfer, or a public buyer's mandat) is kept."""
+    if request.method == "GET":
+        return redirect(url_for(".orders", _anchor=f"request-{request_id}"))
+    try:
+        funders.record_payment(engine(), request_id, request.form.get("reference", ""), **_who())
+    except ServiceError as refusal:
+        return _refused(_orders_page, refusal, f"request-{request_id}")
+    flash(f"Paiement de la demande {request_id} enregistré : vous pouvez l’activer.", "success")
+    return redirect(url_for(".orders", _anchor=f"request-{request_id}"))
+
+
 @bp.route("/demandes/<int:request_id>/activation", methods=["GET", "POST"])
 @operator_required
 @recent_login_required
 def activate_request(request_id: int) -> Any:
-    """A funder's submitted request: issue its carnets, activated (the funder paid)."""
+    """A funder's paid request: issue its carnets, activated, with the restrictions it asked for."""
     if request.method == "GET":
         return redirect(url_for(".orders", _anchor=f"request-{request_id}"))
     secret = current_app.extensions["aptic_central"].settings.secret

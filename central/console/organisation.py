@@ -40,6 +40,7 @@ ACTIONS = {
     "operator.carnet_blocked": "Carnet bloqué",
     "operator.carnet_unblocked": "Carnet débloqué",
     "operator.order_activated": "Commande activée",
+    "operator.request_paid": "Paiement d’une demande de financeur enregistré",
     "operator.request_activated": "Demande de financeur activée",
     "operator.month_closed": "Mois clos",
     "operator.statement_paid": "Relevé payé",
@@ -56,13 +57,21 @@ ACTIONS = {
     "member.role": "Rôle modifié",
     "member.removed": "Membre retiré",
     "user.created": "Compte créé",
+    "funder.user_added": "Compte de financeur créé",
+    "funder.request_created": "Demande de carnets créée (brouillon)",
+    "funder.request_changed": "Brouillon de demande modifié",
+    "funder.request_submitted": "Demande de carnets soumise",
+    "funder.request_withdrawn": "Demande de carnets retirée",
+    "funder.carnets_distributed": "Carnets remis à un distributeur",
 }
 
 DETAIL_LABELS = {
     "address": "adresse", "postcode": "code postal", "commune": "commune", "contact_email": "e-mail de contact",
     "phone": "téléphone", "iban": "IBAN", "bic": "BIC", "holder": "titulaire", "role": "rôle",
     "operator": "opérateur", "reason": "motif", "command": "commande", "statements": "relevés",
-    "percent": "pourcentage", "status": "état", "id": "identifiant",
+    "percent": "pourcentage", "status": "état", "id": "identifiant", "reference": "référence",
+    "financeur": "financeur", "carnets": "carnets", "taille": "pass par carnet", "premier": "premier carnet",
+    "dernier": "dernier carnet", "distributeur": "remis à",
 }  # fmt: skip
 
 

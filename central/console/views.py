@@ -56,7 +56,9 @@ def nav_items() -> list[tuple[str, str]]:
     if current_user.is_operator:
         items += OPERATOR_ITEMS
     if current_user.funders:
-        items += FUNDER_ITEMS
+        # A user who is also an operator or a place's member would see two « Commandes »: say whose.
+        own = not items
+        items += [(label if own else f"{label} (financeur)", endpoint) for label, endpoint in FUNDER_ITEMS]
     return items
 
 

@@ -42,7 +42,7 @@ def test_a_funder_orders_with_the_keyboard(site, live, page):
     page.get_by_label("Nombre de carnets").fill("")
     page.get_by_label("Nombre de carnets").focus()
     page.keyboard.type("40")
-    page.get_by_label("Territoires (facultatif)").focus()
+    page.get_by_label("Territoires", exact=True).focus()
     page.keyboard.type("33")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live}/console/financeur/commandes*")
