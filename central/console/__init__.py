@@ -34,6 +34,7 @@ from central.console import (
     catalogue,
     dashboard,
     funder,
+    funder_dashboard,
     operator,
     organisation,
     payments,
@@ -74,6 +75,7 @@ def init_app(app: Flask, secret: bytes) -> None:
     access.login_manager.init_app(app)
     for area in (views, auth, dashboard, scan, payments, catalogue, points, organisation, operator, funder):
         app.register_blueprint(area.bp)
+    app.register_blueprint(funder_dashboard.bp)
     views.register_errors(app)
     app.after_request(_headers)
 

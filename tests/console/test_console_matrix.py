@@ -81,6 +81,7 @@ def matrix(site: Site) -> tuple[dict[str, Client], list[tuple[str, dict[str, int
         ("/console/compte", {**everyone, "operator": 200, "funder": 200}),
         ("/console/financeur/commandes", funder_only),
         ("/console/financeur/commandes/nouvelle", funder_only),
+        ("/console/financeur/tableau-de-bord", funder_only),
         *((f"/console/operateur/{page}", operator_only)
           for page in ("organisations", "carnets", "commandes", "releves", "parc", "journal")),
     ]

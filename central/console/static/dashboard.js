@@ -11,9 +11,13 @@
   var number = new Intl.NumberFormat("fr-FR");
 
   // Long service titles would squeeze the bars: the axis shows their start, the tooltip and the table all.
-  function shortLabel(value) {
-    var label = String(this.getLabelForValue(value));
-    return label.length > 38 ? label.slice(0, 37) + "…" : label;
+  // A chart whose spec asks for "fitLabels" cuts them to its width instead (long place names on a phone).
+  function shortener(spec) {
+    return function (value) {
+      var label = String(this.getLabelForValue(value));
+      var max = spec.fitLabels ? Math.min(38, Math.max(12, Math.floor(this.chart.width / 16))) : 38;
+      return label.length > max ? label.slice(0, max - 1) + "…" : label;
+    };
   }
 
   function drawCharts() {
@@ -46,7 +50,7 @@
           },
           scales: {
             x: { stacked: !!spec.stacked, beginAtZero: true, ticks: { precision: 0 } },
-            y: { stacked: !!spec.stacked, beginAtZero: true, ticks: { precision: 0, callback: spec.horizontal ? shortLabel : undefined } }
+            y: { stacked: !!spec.stacked, beginAtZero: true, ticks: { precision: 0, callback: spec.horizontal ? shortener(spec) : undefined } }
           }
         }
       });
