@@ -29,14 +29,14 @@ def get(url: str) -> dict:
         return json.load(r)
 
 
-def console_login(central: str, email: str, password: str) -> bool:
-    """Log in to the console like a browser (cookie, CSRF token); True if the dashboard opens."""
+def console_login(central: str, email: str, password: str, home: str = "/console/tableau-de-bord") -> bool:
+    """Log in to the console like a browser (cookie, CSRF token); True if the user's home page opens."""
     http = requests.Session()
     form = http.get(f"{central}/console/connexion", timeout=10).text
     token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
     r = http.post(f"{central}/console/connexion", data={"email": email, "password": password, "csrf_token": token},
                   timeout=30)  # fmt: skip
-    return r.status_code == 200 and r.url.endswith("/console/tableau-de-bord")
+    return r.status_code == 200 and r.url.endswith(home)
 
 
 def test_demo_comes_up_scans_and_stops(tmp_path: Path) -> None:
@@ -73,6 +73,9 @@ def test_demo_comes_up_scans_and_stops(tmp_path: Path) -> None:
         line = next(line for line in text.splitlines() if line.strip().startswith("médiateur:"))
         _, email, _, password = line.split()
         assert console_login(f"http://127.0.0.1:{central_port}", email, password)
+        line = next(line for line in text.splitlines() if line.strip().startswith("funder:"))
+        _, email, _, password = line.split()
+        assert console_login(f"http://127.0.0.1:{central_port}", email, password, "/console/financeur/tableau-de-bord")
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         demo.wait(timeout=30)

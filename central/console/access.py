@@ -168,7 +168,7 @@ def home_url() -> str:
     if current_user.is_authenticated and current_user.is_operator and not current_user.memberships:
         return url_for("console_operator.organisations")
     if current_user.is_authenticated and current_user.funders and not current_user.memberships:
-        return url_for("console_funder.orders")
+        return url_for("console_funder_dashboard.index")
     return url_for("console_dashboard.index")
 
 

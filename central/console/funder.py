@@ -34,7 +34,7 @@ def fmt_carnet(carnet: str) -> str:
     return f"{carnet[0]} {carnet[1:3]} {carnet[3:]}"
 
 
-@bp.context_processor
+@bp.app_context_processor  # the dashboard (its own blueprint) shows the funder's choice too
 def _helpers() -> dict[str, Any]:
     helpers = {"french_date": french_date, "fmt_carnet": fmt_carnet, "funder_names": {}}
     if current_user.is_authenticated and len(current_user.funders) > 1:
@@ -55,7 +55,7 @@ def choose() -> Any:
     if chosen not in current_user.funders:
         abort(404)
     session["funder"] = chosen
-    return redirect(url_for(".orders"))
+    return redirect(url_for("console_funder_dashboard.index"))
 
 
 @bp.get("/commandes")

@@ -79,7 +79,7 @@ OPERATOR_ITEMS = [
     ("Parc", "console_operator.fleet"),
     ("Journal", "console_operator.journal"),
 ]
-FUNDER_ITEMS = [("Commandes", "console_funder.orders")]
+FUNDER_ITEMS = [("Tableau de bord", "console_funder_dashboard.index"), ("Commandes", "console_funder.orders")]
 
 
 ERRORS = {

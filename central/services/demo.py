@@ -56,17 +56,23 @@ def seed(engine: Engine, secret: bytes, now: datetime) -> dict[str, Any]:
 
 
 def seed_console(engine: Engine, organisation_id: int, now: datetime) -> dict[str, Any]:
-    """The demo's console accounts: a médiateur (member) and an admin of the demo organisation, and the
-    scheme's operator, with random passwords (printed by ``make demo``, kept in its private data directory:
-    never a fixed demo password)."""
+    """The demo's console accounts: a médiateur (member) and an admin of the demo organisation, the scheme's
+    operator, and an admin of the funder of the demo's first order (« Département de la Gironde »), with random
+    passwords (printed by ``make demo``, kept in its private data directory: never a fixed demo password)."""
+    from central.services import funders
+
     logins = {}
     people = (("member", "mediateur@demo.aptic.invalid", "Camille Médiatrice"),
               ("admin", "admin@demo.aptic.invalid", "Dominique Admin"),
-              ("operator", "operateur@demo.aptic.invalid", "Opérateur #APTIC"))  # fmt: skip
+              ("operator", "operateur@demo.aptic.invalid", "Opérateur #APTIC"),
+              ("funder", "financeur@demo.aptic.invalid", "Claude Financeur"))  # fmt: skip
     for role, email, name in people:
         password = f"demo-{secrets.token_urlsafe(15)}"  # a 25-character passphrase: the CNIL rule accepts it
         if role == "operator":
             accounts.create_user(engine, email, now, password=password, name=name, is_operator=True)
+        elif role == "funder":
+            funders.add_user(engine, email, "Département de la Gironde", now, role="admin", password=password,
+                             name=name)  # fmt: skip
         else:
             accounts.create_user(engine, email, now, password=password, organisation_id=organisation_id, role=role,
                                  name=name)  # fmt: skip

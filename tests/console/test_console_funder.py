@@ -47,7 +47,7 @@ def test_a_funder_sees_its_own_orders_only(site, funder):
     site.carnets(1, commanditaire="Région Nouvelle-Aquitaine")
     mine, theirs = order_ids(site, FUNDER)[0], order_ids(site, "Région Nouvelle-Aquitaine")[0]
     login = site.client().login(ADMIN)
-    assert login.headers["Location"].endswith(ORDERS)  # a funder's home
+    assert login.headers["Location"].endswith("/console/financeur/tableau-de-bord")  # a funder's home
     page = funder.get(ORDERS).get_data(as_text=True)
     assert f"Commande {mine}" in page and f"Commande {theirs}" not in page
     assert funder.get(f"{ORDERS}/{mine}").status_code == 200

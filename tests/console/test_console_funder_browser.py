@@ -23,6 +23,8 @@ def test_a_funder_orders_with_the_keyboard(site, live, page):
     page.get_by_label("Adresse e-mail").fill(ADMIN)
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_label("Mot de passe").press("Enter")
+    page.wait_for_url(f"{live}/console/financeur/tableau-de-bord")  # a funder's home
+    page.get_by_role("link", name="Commandes", exact=True).click()
     page.wait_for_url(f"{live}/console/financeur/commandes")
     assert_accessible(page)
     screenshots(page, "funder-orders")

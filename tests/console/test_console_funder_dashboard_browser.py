@@ -34,8 +34,7 @@ def test_the_charts_are_drawn_from_the_tables_numbers(site, live, page):
     page.get_by_label("Adresse e-mail").fill(ADMIN)
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"{live}/console/financeur/commandes")
-    page.goto(live + URL)
+    page.wait_for_url(live + URL)  # a funder's home
     expect(page.get_by_role("heading", name="Fin de validité dans moins de 30 jours")).to_be_visible()
 
     canvases = page.eval_on_selector_all("canvas[data-table]", "cs => cs.map(c => [c.id, c.dataset.table])")
