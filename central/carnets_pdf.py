@@ -17,12 +17,14 @@ big orders' files small. Barcodes use 0.33 mm bars, 12 mm high, with reportlab's
 what most douchettes are tuned for, and four pixels a bar for a 300 dpi printer.
 ``tests/central/test_carnet_print.py`` reads every barcode back with zbar from the page rendered by poppler.
 
-This module only draws: it knows no database. :class:`CarnetsPdf` is fed a letter then carnet after carnet
-(``showPage`` per carnet), so the caller can read the passes in chunks. reportlab itself keeps each finished
-page (about 25 kB) until :meth:`CarnetsPdf.close` writes the file: memory grows by about 25 MB per 1,000
-carnets (``bench/carnet_print.py``). Standard PDF fonts (Helvetica, Courier) are used, in their WinAnsi
-encoding: the narrow no-break space (U+202F) that French typography puts in amounts is printed as a no-break
-space.
+This module only draws: it knows no database. :class:`CarnetsPdf` is fed a letter and/or carnets (``showPage``
+per carnet). reportlab keeps each finished page (about 25 kB) until :meth:`CarnetsPdf.close` writes the file,
+so a big order is not drawn as one ``CarnetsPdf``: ``central.services.carnet_print`` draws it in parts (the
+letter, then 100 carnets at a time, each a file with its own copy of the shared pass face) that
+``central.pdf_join`` joins into one document as they come, in bounded memory (``bench/carnet_print.py``).
+
+Standard PDF fonts (Helvetica, Courier) are used, in their WinAnsi encoding: the narrow no-break space
+(U+202F) that French typography puts in amounts is printed as a no-break space.
 """
 
 from __future__ import annotations
