@@ -9,10 +9,11 @@ URL with a GET: that answers with the action's page, where the operator submits 
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from central.console.access import client_ip, engine, now, operator_required, recent_login_required
@@ -156,6 +157,26 @@ def activate(order_id: int) -> Any:
         return _refused(_orders_page, refusal, f"order-{order_id}")
     flash(f"Commande {order_id} activée : ses pass sont utilisables.", "success")
     return redirect(url_for(".orders"))
+
+
+@bp.route("/commandes/<int:order_id>/carnets.pdf", methods=["GET", "POST"])
+@operator_required
+@recent_login_required
+def print_carnets(order_id: int) -> Any:
+    """The order's carnets to print (the lettre d'orientation first), as a PDF download; with a reason, audited."""
+    if request.method == "GET":
+        return redirect(url_for(".orders", _anchor=f"order-{order_id}"))
+    # Written in parts, then sent: a big order is never held in memory; send_file closes it once sent.
+    pdf = tempfile.TemporaryFile()  # noqa: SIM115
+    try:
+        service.print_order(engine(), current_app.extensions["aptic_central"].auth, order_id,
+                            request.form.get("reason", ""), pdf, **_who())  # fmt: skip
+    except ServiceError as refusal:
+        pdf.close()
+        return _refused(_orders_page, refusal, f"print-{order_id}")
+    pdf.seek(0)
+    return send_file(pdf, mimetype="application/pdf", as_attachment=True,
+                     download_name=f"carnets-commande-{order_id}.pdf")  # fmt: skip
 
 
 @bp.route("/demandes/<int:request_id>/paiement", methods=["GET", "POST"])

@@ -40,6 +40,7 @@ ACTIONS = {
     "operator.carnet_blocked": "Carnet bloqué",
     "operator.carnet_unblocked": "Carnet débloqué",
     "operator.order_activated": "Commande activée",
+    "operator.carnets_printed": "Carnets d’une commande imprimés (PDF)",
     "operator.request_paid": "Paiement d’une demande de financeur enregistré",
     "operator.request_activated": "Demande de financeur activée",
     "operator.month_closed": "Mois clos",

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from aptic.passnumber import LENGTH, PassNumberError, carnet_id, normalise
+from aptic.passnumber import LENGTH, Authenticator, PassNumberError, carnet_id, normalise
 from central import schema as t
 from central.db import utc, write_transaction
 from central.services import admin, fleet, statements
@@ -234,6 +234,21 @@ def activate_order(engine: Engine, order_id: int, reason: str, by: int | None, n
     admin.set_order_activated(engine, order_id, now, activated=True)
     with write_transaction(engine) as conn:
         audit(conn, now, by, "operator.order_activated", target=str(order_id), details={"reason": reason}, ip=ip)
+
+
+def print_order(engine: Engine, auth: Authenticator, order_id: int, reason: str, out: BinaryIO, by: int | None,
+                now: datetime, *, ip: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """The order's lettre d'orientation and carnets as one PDF written to ``out`` (``services.carnet_print``);
+    audited, with the reason, once written: printed passes are money, whoever holds their numbers can spend
+    them."""
+    from central.services import carnet_print
+
+    reason = clean_reason(reason)
+    result = carnet_print.write(engine, auth, carnet_print.letter(engine, order_id, local_date(now)), out)
+    with write_transaction(engine) as conn:
+        audit(conn, now, by, "operator.carnets_printed", target=str(order_id),
+              details={"reason": reason, "carnets": result["carnets"]}, ip=ip)  # fmt: skip
+    return result
 
 
 # --- Statements ---------------------------------------------------------------------------------------------

@@ -5,9 +5,12 @@ counter-payments page, a command queued for the device)."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from console_fixtures import PASSWORD, Client
 from money_fixtures import scan
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from central import schema as t
@@ -28,6 +31,7 @@ ACTIONS = (
     "/console/operateur/organisations/1/qualification",
     "/console/operateur/carnets/1260000001/blocage",
     "/console/operateur/commandes/1/activation",
+    "/console/operateur/commandes/1/carnets.pdf",
     "/console/operateur/releves/cloture",
     "/console/operateur/releves/1/2026-02/paiement",
     "/console/operateur/parc/1/commande",
@@ -181,6 +185,27 @@ def test_activating_an_order(site, org, operator):
     assert r.status_code == 302
     assert verdict(site, body["token"], passes[0], org.points[0])["valid"]
     assert audit(site, "operator.order_activated")[0].details == {"reason": "Virement reçu"}
+
+
+def test_printing_an_orders_carnets(site, org, operator):
+    """The operator downloads an order's carnets (before its payment too: carnets are printed, then activated),
+    with a reason; the download is audited. The PDF's content is tested in tests/central/test_carnet_print.py."""
+    passes = site.carnets(2, size=5, activated=False)
+    with site.engine.connect() as conn:
+        order_id = conn.execute(select(t.orders.c.id)).scalar_one()
+    page, url = "/console/operateur/commandes", f"/console/operateur/commandes/{order_id}/carnets.pdf"
+    assert f"Imprimer les carnets de la commande {order_id} (PDF)" in operator.get(page).get_data(as_text=True)
+    refused = act(operator, url, {"reason": ""}, page)
+    assert refused.status_code == 400 and 'id="print-1-reason-error"' in refused.get_data(as_text=True)
+    r = act(operator, url, {"reason": "Envoi à l’imprimeur"}, page)
+    assert r.status_code == 200 and r.mimetype == "application/pdf"
+    assert f'filename=carnets-commande-{order_id}.pdf' in r.headers["Content-Disposition"]
+    document = PdfReader(io.BytesIO(r.get_data()))
+    assert len(document.pages) == 3  # the letter, then one page a carnet
+    assert passes[0][:10] in "".join(document.pages[1].extract_text().split())
+    (entry,) = audit(site, "operator.carnets_printed")
+    assert entry.details == {"reason": "Envoi à l’imprimeur", "carnets": 2} and entry.target == str(order_id)
+    assert act(operator, "/console/operateur/commandes/999/carnets.pdf", {"reason": "x"}, page).status_code == 404
 
 
 def test_closing_a_month_and_marking_a_statement_paid(site, org, operator, tmp_path):
