@@ -10,82 +10,25 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from demo_stack import ROOT, Stack, demo_stack, free_port, login, start_entry
 from playwright.sync_api import Browser, Page, expect
-
-from terminal.scanner.virtual import send
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screens"
 SIZES = {"7in": {"width": 800, "height": 480}, "10in": {"width": 1280, "height": 800}}
 
 
-@dataclass
-class Stack:
-    data: Path
-    kiosk: str
-    central_pid: int
-    central: str
-    seed: dict
-    env: dict
-
-    def scan(self, number: str) -> float:
-        """Scan like an AZERTY douchette; returns the time the Enter key went up."""
-        send(number, str(self.data / "douchette.sock"), layout="fr")
-        return time.monotonic()
-
-    def statement(self) -> dict:
-        month = time.strftime("%Y-%m")
-        out = subprocess.run(
-            [str(ROOT / ".venv/bin/aptic-central"), "statement", "--organisation", str(self.seed["organisation"]),
-             "--month", month, "--json"],
-            env=self.env, check=True, capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        return json.loads(out.stdout)
-
-    def passes(self, order: str) -> list[str]:
-        return self.seed["orders"][order]["passes"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data = tmp_path_factory.mktemp("demo")
-    kiosk_port = _free_port()
-    env = {**os.environ, "APTIC_DEMO_DIR": str(data), "APTIC_TERMINAL_KIOSK_PORT": str(kiosk_port),
-           "APTIC_DEMO_CENTRAL_PORT": str(_free_port()), "APTIC_CENTRAL_DATA": str(data / "central")}  # fmt: skip
-    log_path = data / "demo.log"
-    with log_path.open("w") as log:
-        demo = subprocess.Popen(["scripts/demo"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while "Terminal ready" not in log_path.read_text():
-            assert demo.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.3)
-        central_pid = int(re.search(r"kill -STOP (\d+)", log_path.read_text()).group(1))  # type: ignore[union-attr]
-        seed = json.loads((data / "seed.json").read_text())
-        central = f"http://127.0.0.1:{env['APTIC_DEMO_CENTRAL_PORT']}"
-        yield Stack(data, f"http://127.0.0.1:{kiosk_port}", central_pid, central, seed, env)
-    finally:
-        os.killpg(demo.pid, signal.SIGINT)
-        demo.wait(timeout=30)
+    with demo_stack(tmp_path_factory.mktemp("demo")) as running:
+        yield running
 
 
 @pytest.fixture(params=list(SIZES))
@@ -103,21 +46,6 @@ def page(request: pytest.FixtureRequest, browser: Browser, stack: Stack) -> Iter
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"e2e-{name}-{page.size_name}.png"))  # type: ignore[attr-defined]
-
-
-def login(page: Page, pin: str = "1234") -> None:
-    """Log in with the demo organisation's PIN (demo-seed sets it on the central)."""
-    page.get_by_role("button", name="Espace médiateur").click()
-    for digit in pin:
-        page.locator("#pin-pad").get_by_role("button", name=digit, exact=True).click()
-    page.get_by_role("button", name="Entrer").click()
-    expect(page.locator("#mediateur")).to_be_visible()
-
-
-def start_entry(page: Page, number: int) -> None:
-    page.locator("#service-search").fill(str(number))
-    page.locator(f'#service-list li[data-service="{number}"]').click()
-    expect(page.locator("#entry-service")).to_contain_text(f"{number}.")
 
 
 def test_a_pass_scanned_by_the_douchette_shows_its_verdict_within_a_second(page: Page, stack: Stack) -> None:
@@ -185,7 +113,7 @@ def test_a_new_terminal_is_activated_on_its_touchscreen(browser: Browser, stack:
         env=stack.env, check=True, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     kit = json.loads(out.stdout)
-    port = _free_port()
+    port = free_port()
     env = {**stack.env, "APTIC_TERMINAL_DATA_DIR": str(stack.data / f"new-{size}"),
            "APTIC_TERMINAL_KIOSK_PORT": str(port), "APTIC_TERMINAL_CENTRAL_URL": stack.central}  # fmt: skip
     fresh = subprocess.Popen([str(ROOT / ".venv/bin/aptic-terminal"), "run", "--no-scanner"], env=env,
