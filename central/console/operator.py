@@ -262,8 +262,10 @@ def mark_paid(organisation_id: int, month: str) -> Any:
 def _fleet_page(failed: dict[str, Any] | None = None, code: dict[str, str] | None = None) -> str:
     with engine().connect() as conn:
         devices = service.fleet_view(conn, now())
-    return render_template("console/operator_fleet.html", title="Parc", devices=devices,
-                           rollouts=service.rollouts(engine()), failed=failed or {}, code=code)  # fmt: skip
+        levels = service.setting_levels(conn)
+    return render_template("console/operator_fleet.html", title="Parc", devices=devices, levels=levels,
+                           rollouts=service.rollouts(engine()), failed=failed or {}, code=code,
+                           setting_labels=service.SETTING_LABELS, scope_labels=service.SCOPE_LABELS)  # fmt: skip
 
 
 @bp.get("/parc")
@@ -286,6 +288,23 @@ def command(device_id: int) -> Any:
     flash(f"Commande « {service.COMMAND_LABELS.get(kind, kind)} » envoyée à la borne {device_id} : elle partira "
           "à sa prochaine synchronisation.", "success")  # fmt: skip
     return redirect(url_for(".fleet"))
+
+
+@bp.route("/parc/reglages", methods=["GET", "POST"])
+@operator_required
+@recent_login_required
+def setting() -> Any:
+    """A fleet setting at one level (the whole fleet, an organisation, a device), or removed from it."""
+    if request.method == "GET":
+        return redirect(url_for(".fleet", _anchor="settings-title"))
+    try:
+        service.change_setting(engine(), request.form, **_who())
+    except ServiceError as refusal:
+        return _refused(_fleet_page, refusal, "settings")
+    name = service.SETTING_LABELS.get(request.form.get("name", ""), "")
+    flash(f"Réglage « {name} » enregistré : les bornes concernées l’appliqueront à leur prochaine lecture de leurs "
+          "consignes.", "success")  # fmt: skip
+    return redirect(url_for(".fleet", _anchor="settings-title"))
 
 
 @bp.route("/parc/code", methods=["GET", "POST"])

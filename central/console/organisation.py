@@ -46,6 +46,7 @@ ACTIONS = {
     "operator.month_closed": "Mois clos",
     "operator.statement_paid": "Relevé payé",
     "operator.command": "Commande envoyée à une borne",
+    "operator.setting": "Réglage du parc changé",
     "operator.code_reissued": "Code d’activation d’un kit renouvelé",
     "operator.rollout_pause": "Déploiement suspendu",
     "operator.rollout_resume": "Déploiement repris",
@@ -72,7 +73,7 @@ DETAIL_LABELS = {
     "operator": "opérateur", "reason": "motif", "command": "commande", "statements": "relevés",
     "percent": "pourcentage", "status": "état", "id": "identifiant", "reference": "référence",
     "financeur": "financeur", "carnets": "carnets", "taille": "pass par carnet", "premier": "premier carnet",
-    "dernier": "dernier carnet", "distributeur": "remis à",
+    "dernier": "dernier carnet", "distributeur": "remis à", "setting": "réglage", "value": "valeur",
 }  # fmt: skip
 
 

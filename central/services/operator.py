@@ -15,6 +15,8 @@ snapshot after an unblock, since terminals only add to their set of blocked carn
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
@@ -371,6 +373,73 @@ def send_command(engine: Engine, device_id: int, kind: str, reason: str, by: int
         audit(conn, now, by, "operator.command", target=str(device_id),
               details={"reason": reason, "command": kind, "id": command["id"]}, ip=ip)  # fmt: skip
     return command
+
+
+SETTING_LABELS = {
+    "point_id": "Point de présence (numéro)",
+    "log_level": "Niveau du journal",
+    "heartbeat_interval": "Intervalle des signes de vie (secondes)",
+    "sync_interval": "Intervalle de synchronisation (secondes)",
+    "check_timeout": "Attente de la vérification en ligne (secondes)",
+    "poll_interval": "Intervalle de lecture des consignes (secondes)",
+    "scanner_layout": "Clavier des douchettes (auto, us, fr)",
+}
+SCOPE_LABELS = {"fleet": "Tout le parc", "organisation": "Une organisation", "device": "Une borne"}
+
+
+def setting_levels(conn: Connection) -> list[dict[str, Any]]:
+    """Every level that sets something (the fleet, organisations, devices) with its settings, fleet first."""
+    names = dict(conn.execute(select(t.organisations.c.id, t.organisations.c.name)).all())
+    rows = conn.execute(select(t.fleet_settings).order_by(t.fleet_settings.c.scope.desc(), t.fleet_settings.c.ref))
+    levels = []
+    for row in rows:
+        if not row.settings:
+            continue
+        where = {"fleet": "Tout le parc", "organisation": f"Organisation {row.ref} ({names.get(row.ref, '?')})",
+                 "device": f"Borne {row.ref}"}[row.scope]  # fmt: skip
+        levels.append({"scope": row.scope, "ref": row.ref, "where": where, "settings": sorted(row.settings.items())})
+    return levels
+
+
+def change_setting(engine: Engine, form: Mapping[str, str], by: int | None, now: datetime, *,
+                   ip: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """One fleet setting set (or, with an empty value, removed) at one level (``fleet.set_settings``): the devices
+    it reaches learn it at their next read of their desired state. ``form``: scope, ref (an organisation's or a
+    device's number), name, value, reason."""
+    reason = clean_reason(form.get("reason", ""))
+    scope, name, raw = form.get("scope", ""), form.get("name", ""), form.get("value", "").strip()
+    fields: dict[str, str] = {}
+    if scope not in SCOPE_LABELS:
+        fields["scope"] = "Choisissez le niveau du réglage."
+    ref = 0
+    if scope in ("organisation", "device"):
+        text = form.get("ref", "").strip()
+        if not text.isdigit():
+            fields["ref"] = "Indiquez le numéro de l’organisation ou de la borne."
+        else:
+            ref = int(text)
+    if name not in SETTING_LABELS:
+        fields["name"] = "Choisissez un réglage."
+    if fields:
+        raise ServiceError(400, "invalid_setting", "Le réglage n’est pas valable : corrigez les champs signalés.",
+                           fields)  # fmt: skip
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw  # a word (INFO, fr), as the command line reads it
+    try:
+        if raw:
+            result = fleet.set_settings(engine, scope, ref, {name: value}, now)
+        else:
+            result = fleet.set_settings(engine, scope, ref, {}, now, unset=[name])
+    except ServiceError as error:
+        field = "ref" if error.status == 404 else "value"
+        message = "Numéro inconnu." if error.status == 404 else f"Valeur refusée : {error.fields.get('settings', '')}."
+        raise ServiceError(error.status, error.code, error.message, {field: message}) from None
+    with write_transaction(engine) as conn:
+        audit(conn, now, by, "operator.setting", target=f"{scope}:{ref}" if scope != "fleet" else "fleet",
+              details={"reason": reason, "setting": name, "value": raw or "(retiré)"}, ip=ip)  # fmt: skip
+    return result
 
 
 def reissue_code(engine: Engine, kit_number: str, reason: str, by: int | None, now: datetime, *,

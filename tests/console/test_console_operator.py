@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from central import schema as t
 from central.cli import main as cli_main
-from central.services import activation, admin, snapshot, validity
+from central.services import activation, admin, fleet, snapshot, validity
 
 OPERATOR = "operateur@aptic.fr"
 PAGES = (
@@ -36,6 +36,7 @@ ACTIONS = (
     "/console/operateur/releves/1/2026-02/paiement",
     "/console/operateur/parc/1/commande",
     "/console/operateur/parc/code",
+    "/console/operateur/parc/reglages",
     "/console/operateur/parc/deploiements/1",
 )
 
@@ -199,7 +200,7 @@ def test_printing_an_orders_carnets(site, org, operator):
     assert refused.status_code == 400 and 'id="print-1-reason-error"' in refused.get_data(as_text=True)
     r = act(operator, url, {"reason": "Envoi à l’imprimeur"}, page)
     assert r.status_code == 200 and r.mimetype == "application/pdf"
-    assert f'filename=carnets-commande-{order_id}.pdf' in r.headers["Content-Disposition"]
+    assert f"filename=carnets-commande-{order_id}.pdf" in r.headers["Content-Disposition"]
     document = PdfReader(io.BytesIO(r.get_data()))
     assert len(document.pages) == 3  # the letter, then one page a carnet
     assert passes[0][:10] in "".join(document.pages[1].extract_text().split())
@@ -268,6 +269,38 @@ def test_the_fleet_page_sends_commands_and_reissues_codes(site, org, operator):
     assert entry.target == kit_number and "code" not in str(entry.details).lower().replace("reason", "")
     r = act(operator, "/console/operateur/parc/code", {"kit": "KIT-NOPE", "reason": "x"}, "/console/operateur/parc")
     assert r.status_code == 404 and "inconnu" in r.get_data(as_text=True)
+
+
+def test_the_fleet_page_sets_settings_at_each_level(site, org, operator):
+    """A setting set in the console reaches the device's desired state (a new generation, the merged config),
+    the most precise level winning; a bad value is refused beside its field; an empty value removes it."""
+    body, _ = device(site, org)
+    device_id, page, url = body["device_id"], "/console/operateur/parc", "/console/operateur/parc/reglages"
+
+    def desired():
+        with site.engine.connect() as conn:
+            row = conn.execute(select(t.devices).where(t.devices.c.id == device_id)).one()
+            return fleet.desired_state(conn, row, site.clock())
+
+    before = desired()["generation"]
+    r = act(operator, url, {"scope": "fleet", "name": "sync_interval", "value": "20", "reason": "Bus"}, page)
+    assert r.status_code == 302
+    r = act(operator, url, {"scope": "device", "ref": str(device_id), "name": "sync_interval", "value": "15",
+                            "reason": "Borne du bus"}, page)  # fmt: skip
+    state = desired()
+    assert state["generation"] > before and state["config"]["sync_interval"] == 15.0
+    html = operator.get(page).get_data(as_text=True)
+    assert "Tout le parc" in html and f"Borne {device_id}</th><td>Intervalle de synchronisation (secondes) : 15" in html
+
+    bad = act(operator, url, {"scope": "fleet", "name": "sync_interval", "value": "2", "reason": "Trop court"}, page)
+    assert bad.status_code == 400 and 'id="settings-value-error"' in bad.get_data(as_text=True)
+    unknown = act(operator, url, {"scope": "device", "ref": "999", "name": "log_level", "value": "INFO",
+                                  "reason": "x"}, page)  # fmt: skip
+    assert unknown.status_code == 404 and 'id="settings-ref-error"' in unknown.get_data(as_text=True)
+    act(operator, url, {"scope": "device", "ref": str(device_id), "name": "sync_interval", "value": "",
+                        "reason": "Retour au réglage du parc"}, page)  # fmt: skip
+    assert desired()["config"]["sync_interval"] == 20.0
+    assert [e.details["value"] for e in audit(site, "operator.setting")] == ["20", "15", "(retiré)"]
 
 
 def test_rollouts_pause_resume_and_widen(site, org, operator):
