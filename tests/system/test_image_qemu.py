@@ -292,12 +292,17 @@ def test_a_hung_daemon_is_restarted_by_its_watchdog(device: Device) -> None:
     m = device.machine
     m.wait_for(lambda: main_pid(m, "aptic-terminal") > 0, "the daemon running")
     hung = main_pid(m, "aptic-terminal")
-    assert m.sh(f"kill -STOP {hung}")[0] == 0
-    stopped = time.monotonic()
-    new = m.wait_for(lambda: (p := main_pid(m, "aptic-terminal")) not in (0, hung) and p, "a new daemon", 120)
-    m.wait_for(lambda: kiosk_state(m)["status"]["activation"] == "activated", "the kiosk answering again", 120)
-    assert time.monotonic() - stopped < 90  # WatchdogSec=30s, then the restart
-    assert "Watchdog timeout" in m.journal("aptic-terminal", 200)
+    status, uptime = m.sh(f"kill -STOP {hung} && cut -d' ' -f1 /proc/uptime")
+    assert status == 0
+    stopped = float(uptime)  # the guest's monotonic clock, the journal's: the host's load does not skew it
+    new = m.wait_for(lambda: (p := main_pid(m, "aptic-terminal")) not in (0, hung) and p, "a new daemon", 180)
+    m.wait_for(lambda: kiosk_state(m)["status"]["activation"] == "activated", "the kiosk answering again", 180)
+    # systemd itself says why it restarted the daemon, and when: WatchdogSec=30s after the last ping (sent
+    # every 15 s while healthy). How long the restart then takes is the emulated machine's speed, which
+    # the host's load sets, so it is not asserted; the kiosk answering again is.
+    timeout = next(line for line in m.journal("aptic-terminal", 200).splitlines() if "Watchdog timeout" in line)
+    fired = float(timeout.split("]", 1)[0].strip("[ "))
+    assert 14 <= fired - stopped <= 60, timeout  # 30 s after the last ping, 0-15 s before the stop
     assert new != hung
 
 
