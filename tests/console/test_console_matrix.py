@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from console_fixtures import PASSWORD, Client, Site, serve_site
 from money_fixtures import device, scan
+from sqlalchemy import select
 
+from central import schema as t
 from central.services import funders
 
 ROLES = ("anonymous", "member_a", "admin_a", "admin_b", "operator", "funder")
@@ -41,6 +43,16 @@ def matrix(site: Site) -> tuple[dict[str, Client], list[tuple[str, dict[str, int
     scan(site, a, device(site, a), passes[:1], site.clock())
     month = site.clock().strftime("%Y-%m")
     member_a = site.user(a.member, a.id)  # an existing user: returns their id
+    with site.engine.connect() as conn:
+        order = conn.execute(select(t.orders.c.id)).scalar_one()  # the Gironde's: the funder's own
+        gironde = conn.execute(select(t.orders.c.commanditaire_id)).scalar_one()
+    draft = funders.create_request(
+        site.engine,
+        gironde,
+        {"carnet_size": "5", "quantity": "1", "millesime": str(site.clock().year)},
+        None,
+        site.clock(),
+    )
     clients = {
         "anonymous": Client(site.app),
         "member_a": site.client(a.member),
@@ -82,8 +94,13 @@ def matrix(site: Site) -> tuple[dict[str, Client], list[tuple[str, dict[str, int
         ("/console/financeur/commandes", funder_only),
         ("/console/financeur/commandes/nouvelle", funder_only),
         ("/console/financeur/tableau-de-bord", funder_only),
-        *((f"/console/operateur/{page}", operator_only)
-          for page in ("organisations", "carnets", "commandes", "releves", "parc", "journal")),
+        (f"/console/financeur/commandes/{order}", funder_only),
+        (f"/console/financeur/commandes/{order}/utilisation.csv", funder_only),
+        (f"/console/financeur/demandes/{draft}/modifier", funder_only),
+        *(
+            (f"/console/operateur/{page}", operator_only)
+            for page in ("organisations", "carnets", "commandes", "releves", "parc", "journal")
+        ),
     ]
     return clients, urls
 
