@@ -152,7 +152,8 @@ def test_run_applies_the_centrals_settings_and_runs_its_commands(central: Centra
     store = Store(data_dir)
     device = str(store.state()["device_id"])
     store.close()
-    central.cli("fleet", "config", "--device", device, "log_level=DEBUG", "heartbeat_interval=30")
+    # Short intervals (the settings' minimums): the heartbeat with the kiosk's page comes at the next round.
+    central.cli("fleet", "config", "--device", device, "log_level=DEBUG", "heartbeat_interval=10", "sync_interval=10")
     resync = central.cli("fleet", "send", device, "resync", "--json")["id"]
     screenshot = central.cli("fleet", "send", device, "screenshot", "--json")["id"]
     upload_logs = central.cli("fleet", "send", device, "upload_logs", "--json")["id"]
@@ -184,7 +185,7 @@ def test_run_applies_the_centrals_settings_and_runs_its_commands(central: Centra
         log = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
     assert member.name == "aptic-terminal/aptic-terminal.log" and f"Running command {upload_logs} (upload_logs)" in log
     assert (data_dir / "token").read_text().strip() not in log
-    assert listed()["reported"]["config"] == {"log_level": "DEBUG", "heartbeat_interval": 30.0}
+    assert listed()["reported"]["config"] == {"log_level": "DEBUG", "heartbeat_interval": 10.0, "sync_interval": 10.0}
     health = listed()["last_status"]  # the heartbeat, with the machine's part
     assert health is not None, output
     assert health["disk_bytes"] >= health["free_disk_bytes"] > 0
