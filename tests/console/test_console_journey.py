@@ -33,6 +33,9 @@ def test_login_test_scan_then_dashboard_and_statement(site, live, page):
     expect(page.get_by_role("status").filter(has_text="Pass valable")).to_be_visible()
 
     page.get_by_role("link", name="Scanner des pass").click()
+    # Its script must be running before the douchette types: without it, Enter submits the form (the no-script
+    # path), which a loaded machine showed by reloading the page under the second pass.
+    page.wait_for_load_state("load")
     page.get_by_label("Service rendu").select_option(label="95 — Plateforme France Connect")
     page.get_by_label("Numéro du pass").focus()
     page.keyboard.type(first)
