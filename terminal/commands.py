@@ -209,6 +209,16 @@ def notify_systemd(message: str) -> None:
         sock.sendall(message.encode())
 
 
+START_STEP_USEC = 60_000_000  # each start step done gives the rest of the start another minute
+
+
+def starting() -> None:
+    """A start step is done: systemd extends the start's timeout (``TimeoutStartSec``) by a minute from now. A
+    slow but progressing start (a throttled Pi, a loaded host) is then never killed in a loop, while a start
+    hung in one step still is."""
+    notify_systemd(f"EXTEND_TIMEOUT_USEC={START_STEP_USEC}")
+
+
 def _update_step(url: str, version: str, terminal: Any, fleet: Any) -> Any:
     """Signed updates, on a device whose image has the update guard (``APTIC_UPDATES_DIR``, set by the unit);
     None on a workstation. See updates/agent.py."""
@@ -242,11 +252,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from terminal.fleet import CommandJournal, FleetAgent
     from terminal.sync import AlreadyRunning, CentralClient, SyncWhenKnown, SyncWorker
 
+    starting()
     config = settings(args)
     logs.install(config.log_dir)  # the recent log upload_logs sends, in RAM (see terminal/logs.py)
     terminal = open_terminal(config)
     store = terminal.store
     store.prune_history()
+    starting()
     version = software_version()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -254,6 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     feedback = open_feedback()
     terminal.bus.subscribe(verdict_listener(feedback))
+    starting()
 
     # The central's settings, as last applied: those only a start applies (the douchettes' layout) apply now.
     started_with = dict(store.state().get("remote_config") or {})
@@ -262,6 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_scanner:
         section = remote.scanner_section(config, started_with)
         reader = _start_scanner(codes, terminal, config, args.virtual_douchette, section)
+        starting()
 
     server: Any = None  # the kiosk's server and its state, once it listens
     kiosk: Any = None
@@ -313,6 +327,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         central, kit, code = (str(request.get(key) or "") for key in ("central", "kit", "code"))
         return activate_in_process(terminal, central, kit, code, request.get("pin_hash") or None)
 
+    starting()
     # `aptic-terminal activate` while this daemon runs is handed over here (see terminal.control).
     control_server = ControlServer(config.data_dir / CONTROL_SOCKET, {"activate": activate_for}).start()
 

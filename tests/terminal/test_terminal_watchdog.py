@@ -25,7 +25,10 @@ def test_the_daemon_says_ready_then_pings_while_healthy_and_stopping_on_sigterm(
     port = free_port()
     with running_daemon(tmp_path / "data", port, NOTIFY_SOCKET=str(tmp_path / "notify"),
                         WATCHDOG_USEC="400000") as daemon:  # fmt: skip
-        assert notify.recv(100) == b"READY=1"  # before any ping: the store is open and the kiosk listens
+        # The start's steps first (each extends systemd's start timeout), then READY=1 before any ping: the
+        # store is open and the kiosk listens.
+        steps = list(iter(lambda: notify.recv(100), b"READY=1"))
+        assert len(steps) >= 4 and set(steps) == {b"EXTEND_TIMEOUT_USEC=60000000"}, steps
         pings = [notify.recv(100) for _ in range(5)]  # 0.2 s apart; recv's timeout bounds the wait
         assert pings == [b"WATCHDOG=1"] * 5
     log = daemon.stdout.read() if daemon.stdout else ""
