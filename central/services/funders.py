@@ -489,9 +489,10 @@ def report(conn: Connection, commanditaire_id: int, order_id: int, today: date) 
     months: dict[str, int] = {}
     for r in grouped(u.local_date):  # a day a group: at most a few hundred
         months[r.local_date.strftime("%Y-%m")] = months.get(r.local_date.strftime("%Y-%m"), 0) + r.n
-    organisations = dict(conn.execute(select(t.organisations.c.id, t.organisations.c.name)).all())
     places: dict[tuple[str, str], int] = {}
     by_point = grouped(u.organisation_id, u.point_id)
+    organisations = dict(conn.execute(select(t.organisations.c.id, t.organisations.c.name).where(
+        t.organisations.c.id.in_({r.organisation_id for r in by_point}))).all())  # fmt: skip
     points = dict(conn.execute(select(t.points.c.id, t.points.c.name).where(
         t.points.c.id.in_({r.point_id for r in by_point if r.point_id is not None}))).all())  # fmt: skip
     for r in by_point:

@@ -38,6 +38,7 @@ def order_ids(site, name):
                 select(t.orders.c.id)
                 .join(t.commanditaires, t.commanditaires.c.id == t.orders.c.commanditaire_id)
                 .where(t.commanditaires.c.name == name)
+                .order_by(t.orders.c.id)
             ).scalars()
         )
 

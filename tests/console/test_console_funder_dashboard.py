@@ -13,6 +13,7 @@ import pytest
 from console_fixtures import PASSWORD, Site
 from money_fixtures import device, scan
 from sqlalchemy import select, update
+from test_console_funder import order_ids
 
 from aptic import referentiel
 from central import schema as t
@@ -36,18 +37,6 @@ class Funder:
     orders: list[int]
     services: list[int]
     commanditaire_id: int
-
-
-def order_ids(site: Site, name: str) -> list[int]:
-    with site.engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(t.orders.c.id)
-                .join(t.commanditaires, t.commanditaires.c.id == t.orders.c.commanditaire_id)
-                .where(t.commanditaires.c.name == name)
-                .order_by(t.orders.c.id)
-            ).scalars()
-        )
 
 
 def carnets_of(site: Site, order_id: int) -> list[str]:
