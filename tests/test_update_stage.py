@@ -1,9 +1,10 @@
-"""Staging a release bundle (updates/stage.py): a real venv and a real ``pip install --no-index`` of wheels made
-here; a release is complete, or gone."""
+"""Staging a release bundle (updates/stage.py): a real venv and the wheels made here installed in it by a child
+process; a release is complete, or gone."""
 
 from __future__ import annotations
 
 import io
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -20,7 +21,8 @@ def wheel(directory: Path, version: str, module_code: str = "OK = True\n") -> Pa
     path = directory / f"aptic_terminal-{version}-py3-none-any.whl"
     info = f"aptic_terminal-{version}.dist-info"
     files = {
-        "fake_release/__init__.py": module_code,
+        "fake_release/__init__.py": module_code + "def main():\n    print('fake release running')\n",
+        f"{info}/entry_points.txt": "[console_scripts]\nfake-release = fake_release:main\n",
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: aptic-terminal\nVersion: {version}\n",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
@@ -43,6 +45,11 @@ def test_a_bundle_is_staged_as_a_complete_venv_the_guard_can_switch_to(tmp_path:
     staged = stage(bundle, releases, "0.3.0")
     assert (staged / COMPLETE).is_file() and (staged / "bin" / "python").exists()
     assert not (staged / "bundle").exists()  # the wheels are not kept twice
+    assert not list(staged.glob("lib/python3*/site-packages/pip"))  # nothing in it that is not the release's
+    assert list(staged.glob("lib/python3*/site-packages/fake_release/__pycache__/*.pyc"))  # compiled once, here
+    # Its commands (the units start bin/aptic-terminal) run the release's own interpreter, wherever called from.
+    ran = subprocess.run([staged / "bin" / "fake-release"], capture_output=True, text=True, check=True, cwd="/")
+    assert ran.stdout == "fake release running\n"
     guard = Guard(tmp_path / "updates", tmp_path / "factory")
     guard.on_start()
     guard.switch("0.3.0")
@@ -50,7 +57,9 @@ def test_a_bundle_is_staged_as_a_complete_venv_the_guard_can_switch_to(tmp_path:
     assert stage(bundle, releases, "0.3.0") == staged  # already there: nothing done again
 
 
-@pytest.mark.parametrize("problem", ["self-test fails", "wrong version", "missing wheel", "escaping path", "a link"])
+@pytest.mark.parametrize(
+    "problem", ["self-test fails", "wrong version", "missing wheel", "corrupt wheel", "escaping path", "a link"]
+)
 def test_a_bundle_that_cannot_be_staged_leaves_nothing(tmp_path: Path, self_test: None, problem: str) -> None:
     wheels = tmp_path / "wheels"
     if problem == "self-test fails":
@@ -60,6 +69,9 @@ def test_a_bundle_that_cannot_be_staged_leaves_nothing(tmp_path: Path, self_test
     else:
         wheels.mkdir()
     bundle = build_bundle("0.4.0" if problem == "wrong version" else "0.3.0", wheels, tmp_path / "bundle.tar")
+    if problem == "corrupt wheel":  # cut short: the signature would refuse it, but not a bad build signed
+        (wheels / "tinydb-4.9.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 not a whole zip")
+        bundle = build_bundle("0.3.0", wheels, tmp_path / "bundle.tar")
     if problem == "escaping path":
         with tarfile.open(bundle, "a") as tar:
             evil = tarfile.TarInfo("../../outside.txt")
@@ -75,7 +87,8 @@ def test_a_bundle_that_cannot_be_staged_leaves_nothing(tmp_path: Path, self_test
         stage(bundle, releases, "0.3.0")
     assert list(releases.iterdir()) == [] and not (tmp_path / "outside.txt").exists()
     expected = {"self-test fails": "broken release", "wrong version": "says it is 0.4.0",
-                "missing wheel": "pip failed", "escaping path": "outside", "a link": "wheels/etc"}[problem]  # fmt: skip
+                "missing wheel": "no aptic-terminal 0.3.0 wheel",
+                "corrupt wheel": "not a zip file", "escaping path": "outside", "a link": "wheels/etc"}[problem]  # fmt: skip
     assert expected in str(refused.value)
 
 
@@ -87,7 +100,7 @@ def test_free_space_is_checked_before_a_download(tmp_path: Path) -> None:
 def test_a_broken_release_fails_its_self_test_even_beside_a_good_module_of_the_same_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The self-test and pip run isolated: a module beside the caller (a checkout, a bench) cannot stand in for
+    # The self-test and the installer run isolated: a module beside the caller (a checkout, a bench) cannot stand in for
     # the release's own code.
     monkeypatch.setattr("updates.stage.SELF_TEST", "import fake_release; assert fake_release.OK")
     wheel(tmp_path / "wheels", "0.3.0", "raise ImportError('broken release')\n")
