@@ -448,6 +448,44 @@ class Machine:
 
 
 @contextlib.contextmanager
+def host_priority(*pids: int, nice: int = -10) -> Iterator[None]:
+    """Give the host's CPU first to every thread of ``pids`` (QEMU, the test's central, the test itself) while
+    a latency is measured, then give it back.
+
+    Under TCG the guest's speed is whatever CPU the host spares it: beside the other half of ``make test`` a
+    scan that takes 1 s on a quiet machine took 4.7 s. What a latency test judges is the terminal's software on
+    the emulated machine, not the co-tenant's load, so during the measurement the emulated machine and the
+    servers it talks to come first (nice -10 weighs about nine times nice 0 in the kernel's scheduler).
+    Needs CAP_SYS_NICE (root, as the image tests are); without it the measurement runs as it is.
+    """
+    before: dict[int, int] = {}
+    for tid in _threads(pids):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile; no CAP_SYS_NICE
+            old = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+            before[tid] = old
+    try:
+        yield
+    finally:
+        for tid, old in before.items():
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, tid, old)
+
+
+def _threads(pids: tuple[int, ...]) -> list[int]:
+    """Every thread of ``pids`` and of their descendants (QEMU's socat to the central is its child)."""
+    threads: list[int] = []
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                threads.append(int(task.name))
+                todo += [int(child) for child in (task / "children").read_text().split()]
+    return threads
+
+
+@contextlib.contextmanager
 def booted(disk: Path, workdir: Path, central_port: int) -> Iterator[Machine]:
     machine = Machine(disk, workdir, central_port).start()
     try:

@@ -45,6 +45,7 @@ from .machine import (
     cache_dir,
     ext4_list,
     ext4_read,
+    host_priority,
     image_version,
     prepare_disk,
 )
@@ -246,10 +247,13 @@ def test_a_pass_on_the_douchette_turns_the_screen_green_within_2_s(device: Devic
 
     # The first scan after boot also opens the TLS connection to the central (the verdict waits for the
     # central's answer, at most 1.5 s): on TCG's emulated CPU that handshake alone takes about a second.
-    cold = scan(site.passes[0])
-    m.screen().save(device.workdir / "green.png")
-    m.wait_for(lambda: share(m.screen(), PAPER) > 0.5, "the home screen again", 60, interval=0.2)
-    warm = scan(site.passes[1])
+    # Timed with the emulated machine, the central and this test first on the host's CPU (host_priority):
+    # the 2 s are the terminal's, not those of whatever else the host runs.
+    with host_priority(m.proc.pid, site.central.process.pid, os.getpid()):
+        cold = scan(site.passes[0])
+        m.screen().save(device.workdir / "green.png")
+        m.wait_for(lambda: share(m.screen(), PAPER) > 0.5, "the home screen again", 60, interval=0.2)
+        warm = scan(site.passes[1])
     assert warm < 2.0, f"the screen turned green {warm:.2f} s after a scan (the first one after boot: {cold:.2f} s)"
     assert cold < 5.0, f"the first scan after boot turned the screen green after {cold:.2f} s"
 
