@@ -30,11 +30,15 @@ sys.path.insert(0, str(REPO))
 
 from tests.system.machine import Machine, built_image, prepare_disk  # noqa: E402
 
+PAPER = (246, 245, 240)  # the kiosk page's background (kiosk.css)
+STARTING = (23, 50, 77)  # aptic-screen-starting.html's, while the terminal starts
 
-def _kiosk_visible(machine: Machine) -> bool:
+
+def _showing(machine: Machine, colour: tuple[int, int, int]) -> bool:
+    """Whether more than half the guest's screen is ``colour``."""
     small = machine.screen().resize((160, 100))
-    paper = sum(1 for p in small.getdata() if all(abs(a - b) <= 4 for a, b in zip(p, (246, 245, 240), strict=True)))
-    return paper > 0.5 * 160 * 100
+    near = sum(1 for p in small.get_flattened_data() if all(abs(a - b) <= 4 for a, b in zip(p, colour, strict=True)))
+    return near > 0.5 * 160 * 100
 
 
 def _boot(image: Path, tmp: Path) -> dict[str, float]:
@@ -47,13 +51,20 @@ def _boot(image: Path, tmp: Path) -> dict[str, float]:
     figures: dict[str, float] = {}
     try:
         machine.shell_ready(timeout=600)
+        # What happens when, for the breakdown: the browser's first page on screen, the daemon ready (its
+        # READY=1: store, kiosk and reader up), multi-user.target, the kiosk page on screen.
+        probes = {
+            "screen_s": lambda: _showing(machine, STARTING),
+            "daemon_s": lambda: machine.sh("systemctl is-active aptic-terminal")[0] == 0,
+            "multi_user_s": lambda: machine.sh("systemctl is-active multi-user.target")[0] == 0,
+            "kiosk_s": lambda: _showing(machine, PAPER),
+        }
         while "multi_user_s" not in figures or "kiosk_s" not in figures:
             if machine.uptime() > 900:
                 raise RuntimeError("no kiosk within 900 s")
-            if "multi_user_s" not in figures and machine.sh("systemctl is-active multi-user.target")[0] == 0:
-                figures["multi_user_s"] = machine.uptime()
-            if "kiosk_s" not in figures and _kiosk_visible(machine):
-                figures["kiosk_s"] = machine.uptime()
+            for name, probe in probes.items():
+                if name not in figures and probe():
+                    figures[name] = machine.uptime()
             time.sleep(0.2)
         time.sleep(10)  # settled: the page loaded, its first requests answered
         meminfo = dict(line.split(":") for line in machine.sh("cat /proc/meminfo")[1].splitlines() if ":" in line)
@@ -76,6 +87,9 @@ def main() -> None:
         ratio = figures["kiosk_s"] / figures["multi_user_s"]
         print(f"boot, from power on (QEMU TCG, 2 vCPU): multi-user.target {figures['multi_user_s']:.1f} s, "
               f"kiosk on screen {figures['kiosk_s']:.1f} s: ratio {ratio:.2f} (target <= 1.3)")  # fmt: skip
+        steps = [("browser's first page", "screen_s"), ("daemon ready", "daemon_s"), ("kiosk", "kiosk_s")]
+        print("  on screen or ready: " + ", ".join(f"{label} {figures[key]:.1f} s" for label, key in steps
+                                                   if key in figures))  # fmt: skip
         print(f"  guest's own account: {str(figures['analyze']).splitlines()[0]}")
         memory = os.environ.get("BENCH_BOOT_MEMORY_MIB", "512")
         used = figures["memory_mb"]

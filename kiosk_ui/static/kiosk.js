@@ -187,7 +187,10 @@ function renderStatus() {
 }
 
 function tick() {
-  $("clock").textContent = new Date().toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
+  // Written only when the minute changes: a new text node each second made the page repaint each second,
+  // which a Pi's CPU (and an emulated one, far more) pays for all day.
+  const time = new Date().toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
+  if ($("clock").textContent !== time) $("clock").textContent = time;
   const idle = (Date.now() - ui.lastTouch) / 1000;
   const mediateur = (ui.state && ui.state.mediateur) || MEDIATEUR_SCREENS.includes(ui.screen);
   if (idle > IDLE_SECONDS && ["where", "keypad", "pin"].includes(ui.screen) && !mediateur) show("home");
