@@ -7,6 +7,7 @@ thread, never through the page's keyboard. Screenshots go to ``artifacts/screens
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -366,3 +367,18 @@ def test_the_screen_starts_on_its_own_page_and_turns_into_the_kiosk_once_the_ter
     finally:
         context.close()
         stop_server(server, thread)
+
+
+def test_the_clock_shows_the_time_and_is_redrawn_only_when_the_minute_changes(page: Page) -> None:
+    # A text written each second made the page repaint each second, all day: a third of an idle emulated
+    # machine's CPU, and a Pi's. Over three and a half seconds the page's one-second tick runs three times;
+    # the clock may change once, if a minute turns meanwhile. (Watching for something that must not happen
+    # takes a fixed window.)
+    expect(page.locator("#clock")).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    page.evaluate("""() => {
+        window.clockWrites = 0;
+        new MutationObserver((records) => { window.clockWrites += records.length; })
+            .observe(document.getElementById("clock"), { childList: true, characterData: true, subtree: true });
+    }""")
+    page.wait_for_timeout(3500)
+    assert page.evaluate("window.clockWrites") <= 1
