@@ -87,8 +87,8 @@ def test_a_bundle_that_cannot_be_staged_leaves_nothing(tmp_path: Path, self_test
         stage(bundle, releases, "0.3.0")
     assert list(releases.iterdir()) == [] and not (tmp_path / "outside.txt").exists()
     expected = {"self-test fails": "broken release", "wrong version": "says it is 0.4.0",
-                "missing wheel": "no aptic-terminal 0.3.0 wheel",
-                "corrupt wheel": "not a zip file", "escaping path": "outside", "a link": "wheels/etc"}[problem]  # fmt: skip
+                "missing wheel": "no aptic-terminal 0.3.0 wheel", "corrupt wheel": "not a zip file",
+                "escaping path": "outside", "a link": "wheels/etc"}[problem]  # fmt: skip
     assert expected in str(refused.value)
 
 

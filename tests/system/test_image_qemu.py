@@ -165,7 +165,8 @@ def share(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 4) 
     """The fraction of the screen within ``tolerance`` of ``colour`` on every channel (4: the kiosk's paper is
     told from the white of a browser window that has not painted the page yet)."""
     small = image.resize((160, 100), Image.NEAREST)
-    near = [p for p in small.get_flattened_data() if all(abs(a - b) <= tolerance for a, b in zip(p, colour, strict=True))]
+    pixels = small.get_flattened_data()
+    near = [p for p in pixels if all(abs(a - b) <= tolerance for a, b in zip(p, colour, strict=True))]
     return len(near) / (160 * 100)
 
 
