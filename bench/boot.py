@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.system.machine import Machine, built_image, prepare_disk  # noqa: E402
+from tests.system.machine import Machine, built_image, prepare_disk, share  # noqa: E402
 
 PAPER = (246, 245, 240)  # the kiosk page's background (kiosk.css)
 STARTING = (23, 50, 77)  # aptic-screen-starting.html's, while the terminal starts
@@ -36,9 +36,7 @@ STARTING = (23, 50, 77)  # aptic-screen-starting.html's, while the terminal star
 
 def _showing(machine: Machine, colour: tuple[int, int, int]) -> bool:
     """Whether more than half the guest's screen is ``colour``."""
-    small = machine.screen().resize((160, 100))
-    near = sum(1 for p in small.get_flattened_data() if all(abs(a - b) <= 4 for a, b in zip(p, colour, strict=True)))
-    return near > 0.5 * 160 * 100
+    return share(machine.screen(), colour) > 0.5
 
 
 def _boot(image: Path, tmp: Path) -> dict[str, float]:

@@ -447,6 +447,15 @@ class Machine:
             time.sleep(interval)  # QEMU queues 16 transitions per keyboard and drops the rest (qemu.py)
 
 
+def share(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 4) -> float:
+    """The fraction of the screen within ``tolerance`` of ``colour`` on every channel (4: the kiosk's paper is
+    told from the white of a browser window that has not painted the page yet)."""
+    small = image.resize((160, 100), Image.NEAREST)
+    pixels = small.get_flattened_data()
+    near = [p for p in pixels if all(abs(a - b) <= tolerance for a, b in zip(p, colour, strict=True))]
+    return len(near) / (160 * 100)
+
+
 @contextlib.contextmanager
 def host_priority(*pids: int, nice: int = -10) -> Iterator[None]:
     """Give the host's CPU first to every thread of ``pids`` (QEMU, the test's central, the test itself) while

@@ -48,6 +48,7 @@ from .machine import (
     host_priority,
     image_version,
     prepare_disk,
+    share,
 )
 from .qemu import QemuUnavailable
 
@@ -159,15 +160,6 @@ def kiosk_state(machine: Machine) -> dict:
 def kiosk_post(machine: Machine, path: str, body: dict) -> requests.Response:
     csrf = kiosk_state(machine)["csrf"]
     return requests.post(f"{machine.kiosk_url}/api{path}", json=body, headers={"X-CSRF-Token": csrf}, timeout=30)
-
-
-def share(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 4) -> float:
-    """The fraction of the screen within ``tolerance`` of ``colour`` on every channel (4: the kiosk's paper is
-    told from the white of a browser window that has not painted the page yet)."""
-    small = image.resize((160, 100), Image.NEAREST)
-    pixels = small.get_flattened_data()
-    near = [p for p in pixels if all(abs(a - b) <= tolerance for a, b in zip(p, colour, strict=True))]
-    return len(near) / (160 * 100)
 
 
 SCREENSHOT = """
